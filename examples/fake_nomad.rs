@@ -1,0 +1,2 @@
+//! Fake Nomad for trying the daemon without a cluster (next commits).
+fn main() {}

@@ -1,0 +1,143 @@
+//! The command line (clap derive only): flags, their environment fallbacks,
+//! defaults and per-value parsing. Cross-flag rules and the `NOMAD_*`
+//! environment conventions are applied in `config`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use url::Url;
+
+/// Polls the Nomad HTTP API and sends cluster and node gauges to DogStatsD.
+#[derive(Debug, Parser)]
+#[command(name = "nomad-metrics", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start polling (at least one of --client, --server).
+    #[command(after_help = ENV_HELP)]
+    Start(StartArgs),
+}
+
+const ENV_HELP: &str = "\
+Nomad environment (read as the `nomad` CLI reads it):
+  NOMAD_TOKEN            ACL token, sent as X-Nomad-Token (never logged)
+  NOMAD_REGION           region to query
+  NOMAD_NAMESPACE        count jobs in this namespace only (default: all namespaces)
+  NOMAD_CACERT           PEM file of CA certificates to verify Nomad's certificate
+  NOMAD_CLIENT_CERT      PEM client certificate for mutual TLS
+  NOMAD_CLIENT_KEY       PEM key of NOMAD_CLIENT_CERT
+  NOMAD_SKIP_VERIFY      true: do not verify Nomad's certificate (not recommended)
+  NOMAD_TLS_SERVER_NAME  name to verify Nomad's certificate against
+Logging: RUST_LOG (default info), to stderr.";
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Nomad HTTP API address.
+    #[arg(long, env = "NOMAD_ADDR", value_name = "URL",
+          default_value = "http://127.0.0.1:4646", value_parser = parse_nomad_uri)]
+    pub nomad_uri: Url,
+
+    /// DogStatsD host name or IP (re-resolved every 30 s).
+    #[arg(long, env = "DD_AGENT_HOST", value_name = "HOST", default_value = "127.0.0.1",
+          value_parser = parse_host)]
+    pub statsd_host: String,
+
+    /// DogStatsD UDP port.
+    #[arg(long, env = "DD_DOGSTATSD_PORT", value_name = "PORT", default_value_t = 8125,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub statsd_port: u16,
+
+    /// Report the polled node's resources (run next to a Nomad client).
+    #[arg(long)]
+    pub client: bool,
+
+    /// Report cluster-wide job counts (point at a Nomad server).
+    #[arg(long)]
+    pub server: bool,
+
+    /// Poll period, e.g. 10s, 1m, 1m30s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Leave out node_id/node_name/datacenter/node_class/node_pool tags on
+    /// client gauges (the original tool's exact tag set: drain, status).
+    #[arg(long)]
+    pub no_identity_tags: bool,
+
+    /// Read the ACL token from this file instead of NOMAD_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub nomad_token_file: Option<PathBuf>,
+}
+
+/// Smallest accepted `--interval`.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+fn parse_nomad_uri(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:4646"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is not http or https", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL must not have a query or fragment".into());
+    }
+    Ok(url)
+}
+
+fn parse_host(raw: &str) -> Result<String, String> {
+    let host = raw.trim().trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("empty host".into());
+    }
+    if host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err("a host name or IP address is expected, not a URL".into());
+    }
+    Ok(host.to_owned())
+}
+
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(raw.trim()).map_err(|e| format!("{e}; expected e.g. 10s, 1m"))?;
+    if d < MIN_INTERVAL {
+        return Err(format!("must be at least {}", humantime::format_duration(MIN_INTERVAL)));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_interval("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("ten").is_err());
+        assert!(parse_interval("10").is_err());
+    }
+
+    #[test]
+    fn nomad_uris() {
+        assert!(parse_nomad_uri("http://localhost:4646").is_ok());
+        assert!(parse_nomad_uri("https://nomad.example:4646/").is_ok());
+        assert!(parse_nomad_uri("localhost:4646").is_err());
+        assert!(parse_nomad_uri("ftp://x").is_err());
+        assert!(parse_nomad_uri("not a url").is_err());
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(parse_host("10.0.0.5").as_deref(), Ok("10.0.0.5"));
+        assert_eq!(parse_host("[::1]").as_deref(), Ok("::1"));
+        assert!(parse_host("").is_err());
+        assert!(parse_host("udp://x").is_err());
+    }
+}

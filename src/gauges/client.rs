@@ -1,0 +1,297 @@
+//! `--client` role: the polled node's cpu (MHz), memory (MB), disk (MB) and
+//! iops as total (capacity − reserved), used (non-terminal allocations,
+//! counted the way Nomad's scheduler counts them) and available (total −
+//! used), tagged with drain, status and the node's identity.
+
+use std::ops::{Add, Sub};
+
+use super::{Gauge, Tag, TagValue};
+use crate::gauges as names;
+use crate::nomad::model::{AllocatedResources, Alloc, Node};
+use crate::nomad::NomadVersion;
+
+/// cpu MHz, memory MB, disk MB, iops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu: i64,
+    pub memory: i64,
+    pub disk: i64,
+    pub iops: i64,
+}
+
+impl Add for Resources {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            cpu: self.cpu.saturating_add(o.cpu),
+            memory: self.memory.saturating_add(o.memory),
+            disk: self.disk.saturating_add(o.disk),
+            iops: self.iops.saturating_add(o.iops),
+        }
+    }
+}
+
+impl Sub for Resources {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        Self {
+            cpu: self.cpu.saturating_sub(o.cpu),
+            memory: self.memory.saturating_sub(o.memory),
+            disk: self.disk.saturating_sub(o.disk),
+            iops: self.iops.saturating_sub(o.iops),
+        }
+    }
+}
+
+/// How a Nomad version folds an allocation's lifecycle tasks into one figure
+/// (`AllocatedResources.Comparable()` in `nomad/structs/structs.go`). S =
+/// prestart sidecars, E = prestart ephemeral, M = main, Pstart/Pstop =
+/// poststart/poststop tasks; `max` is per field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleRules {
+    /// 0.9–0.12: S + max(E, M); poststart and poststop are not counted.
+    V0_11,
+    /// 1.0.0–1.9.1: S + max(E, M, Pstop).
+    V1_0,
+    /// 1.9.2–1.9.3 (GH-24297): S + max(E, M + Pstart, Pstop).
+    V1_9_2,
+    /// 1.9.4+ (GH-24304): CPU of tasks with reserved cores is always added;
+    /// the rest is max(S + M + Pstart, S + E, Pstop).
+    V1_9_4,
+}
+
+impl LifecycleRules {
+    /// The rules of `version`; the newest when the version is unknown.
+    #[must_use]
+    pub fn for_version(version: Option<NomadVersion>) -> Self {
+        match version {
+            Some(v) if v < NomadVersion::new(1, 0, 0) => Self::V0_11,
+            Some(v) if v < NomadVersion::new(1, 9, 2) => Self::V1_0,
+            Some(v) if v < NomadVersion::new(1, 9, 4) => Self::V1_9_2,
+            _ => Self::V1_9_4,
+        }
+    }
+}
+
+/// CPU and memory of a set of tasks.
+#[derive(Debug, Clone, Copy, Default)]
+struct TaskSum {
+    cpu: i64,
+    memory: i64,
+}
+
+impl TaskSum {
+    fn plus(self, o: Self) -> Self {
+        Self {
+            cpu: self.cpu.saturating_add(o.cpu),
+            memory: self.memory.saturating_add(o.memory),
+        }
+    }
+    fn max(self, o: Self) -> Self {
+        Self {
+            cpu: self.cpu.max(o.cpu),
+            memory: self.memory.max(o.memory),
+        }
+    }
+}
+
+/// What one allocation takes from its node, as the scheduler counts it.
+/// Uses `AllocatedResources` (0.9+) when present, else the legacy
+/// `Resources` (which on 0.5–0.8 already includes the shared disk).
+#[must_use]
+pub fn alloc_usage(alloc: &Alloc, rules: LifecycleRules) -> Resources {
+    let iops = alloc.resources.as_ref().map_or(0, |r| r.iops);
+    if let Some(allocated) = &alloc.allocated_resources {
+        let flat = comparable(allocated, rules);
+        return Resources {
+            cpu: flat.cpu,
+            memory: flat.memory,
+            disk: allocated.shared.as_ref().map_or(0, |s| s.disk_mb),
+            iops,
+        };
+    }
+    alloc.resources.as_ref().map_or_else(Resources::default, |r| Resources {
+        cpu: r.cpu,
+        memory: r.memory_mb,
+        disk: r.disk_mb,
+        iops: r.iops,
+    })
+}
+
+fn comparable(allocated: &AllocatedResources, rules: LifecycleRules) -> TaskSum {
+    let (mut sidecar, mut ephemeral, mut main, mut poststart, mut poststop) =
+        <(TaskSum, TaskSum, TaskSum, TaskSum, TaskSum)>::default();
+    let mut pinned_cpu = 0i64;
+    for (name, task) in allocated.tasks.iter().flatten() {
+        let mut sum = TaskSum {
+            cpu: task.cpu.as_ref().map_or(0, |c| c.cpu_shares),
+            memory: task.memory.as_ref().map_or(0, |m| m.memory_mb),
+        };
+        let pinned = task
+            .cpu
+            .as_ref()
+            .and_then(|c| c.reserved_cores.as_ref())
+            .is_some_and(|cores| !cores.is_empty());
+        if rules == LifecycleRules::V1_9_4 && pinned {
+            pinned_cpu = pinned_cpu.saturating_add(sum.cpu);
+            sum.cpu = 0;
+        }
+        let lifecycle = allocated
+            .task_lifecycles
+            .as_ref()
+            .and_then(|l| l.get(name))
+            .and_then(Option::as_ref);
+        let bucket = match lifecycle {
+            None => &mut main,
+            Some(l) => match (l.hook.as_str(), l.sidecar) {
+                ("prestart", true) => &mut sidecar,
+                ("prestart", false) => &mut ephemeral,
+                ("poststart", _) => &mut poststart,
+                ("poststop", _) => &mut poststop,
+                // Nomad ignores hooks it does not know; so do we.
+                _ => continue,
+            },
+        };
+        *bucket = bucket.plus(sum);
+    }
+    match rules {
+        LifecycleRules::V0_11 => sidecar.plus(ephemeral.max(main)),
+        LifecycleRules::V1_0 => sidecar.plus(ephemeral.max(main).max(poststop)),
+        LifecycleRules::V1_9_2 => sidecar.plus(ephemeral.max(main.plus(poststart)).max(poststop)),
+        LifecycleRules::V1_9_4 => {
+            let flat = sidecar
+                .plus(main)
+                .plus(poststart)
+                .max(sidecar.plus(ephemeral))
+                .max(poststop);
+            TaskSum {
+                cpu: flat.cpu.saturating_add(pinned_cpu),
+                memory: flat.memory,
+            }
+        }
+    }
+}
+
+/// Why a node's totals cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node {node_id} reports neither NodeResources nor Resources: its capacity is unknown")]
+pub struct UnknownCapacity {
+    pub node_id: String,
+}
+
+/// Capacity − reserved. `NodeResources`/`ReservedResources` when present
+/// (0.9+), else legacy `Resources`/`Reserved`. IOPS comes only from the
+/// legacy blocks (0 where Nomad no longer has it).
+///
+/// # Errors
+///
+/// `UnknownCapacity` when the node carries no capacity block at all.
+pub fn node_total(node: &Node) -> Result<Resources, UnknownCapacity> {
+    let legacy_iops = node.resources.as_ref().map_or(0, |r| r.iops)
+        - node.reserved.as_ref().map_or(0, |r| r.iops);
+    if let Some(nr) = &node.node_resources {
+        let (Some(cpu), Some(memory), Some(disk)) = (&nr.cpu, &nr.memory, &nr.disk) else {
+            return Err(UnknownCapacity {
+                node_id: node.id.clone(),
+            });
+        };
+        let reserved = node.reserved_resources.as_ref();
+        let capacity = Resources {
+            cpu: cpu.cpu_shares,
+            memory: memory.memory_mb,
+            disk: disk.disk_mb,
+            iops: 0,
+        };
+        let reserved = Resources {
+            cpu: reserved.and_then(|r| r.cpu.as_ref()).map_or(0, |c| c.cpu_shares),
+            memory: reserved.and_then(|r| r.memory.as_ref()).map_or(0, |m| m.memory_mb),
+            disk: reserved.and_then(|r| r.disk.as_ref()).map_or(0, |d| d.disk_mb),
+            iops: 0,
+        };
+        return Ok(Resources {
+            iops: legacy_iops,
+            ..capacity - reserved
+        });
+    }
+    let Some(capacity) = &node.resources else {
+        return Err(UnknownCapacity {
+            node_id: node.id.clone(),
+        });
+    };
+    let reserved = node.reserved.clone().unwrap_or_default();
+    Ok(Resources {
+        cpu: capacity.cpu - reserved.cpu,
+        memory: capacity.memory_mb - reserved.memory_mb,
+        disk: capacity.disk_mb - reserved.disk_mb,
+        iops: legacy_iops,
+    })
+}
+
+/// `node_id`, `node_name`, `datacenter`, `node_class` and `node_pool` tags;
+/// empty values (a node without a class) are left out, not invented.
+#[must_use]
+pub fn identity_tags(node: &Node) -> Vec<Tag> {
+    [
+        ("node_id", Some(node.id.as_str())),
+        ("node_name", Some(node.name.as_str())),
+        ("datacenter", Some(node.datacenter.as_str())),
+        ("node_class", node.node_class.as_deref()),
+        ("node_pool", node.node_pool.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(key, raw)| Some(Tag::new(key, TagValue::new(raw?)?)))
+    .collect()
+}
+
+/// Options of the client mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// Add `identity_tags` to every resource gauge.
+    pub identity_tags: bool,
+    pub rules: LifecycleRules,
+}
+
+/// The twelve resource gauges of one node.
+///
+/// # Errors
+///
+/// `UnknownCapacity` (see `node_total`).
+pub fn node_resources(
+    node: &Node,
+    allocs: &[Alloc],
+    opts: ClientOptions,
+) -> Result<Vec<Gauge>, UnknownCapacity> {
+    let total = node_total(node)?;
+    let used = allocs
+        .iter()
+        .filter(|a| !a.is_terminal())
+        .map(|a| alloc_usage(a, opts.rules))
+        .fold(Resources::default(), Add::add);
+    let available = total - used;
+
+    let mut tags = vec![Tag::new("drain", TagValue::bool(node.draining()))];
+    if let Some(status) = TagValue::new(&node.status) {
+        tags.push(Tag::new("status", status));
+    }
+    if opts.identity_tags {
+        tags.extend(identity_tags(node));
+    }
+    let rows = [
+        (names::CLIENT_TOTAL_CPU, total.cpu),
+        (names::CLIENT_TOTAL_MEMORY, total.memory),
+        (names::CLIENT_TOTAL_DISK, total.disk),
+        (names::CLIENT_TOTAL_IOPS, total.iops),
+        (names::CLIENT_USED_CPU, used.cpu),
+        (names::CLIENT_USED_MEMORY, used.memory),
+        (names::CLIENT_USED_DISK, used.disk),
+        (names::CLIENT_USED_IOPS, used.iops),
+        (names::CLIENT_AVAILABLE_CPU, available.cpu),
+        (names::CLIENT_AVAILABLE_MEMORY, available.memory),
+        (names::CLIENT_AVAILABLE_DISK, available.disk),
+        (names::CLIENT_AVAILABLE_IOPS, available.iops),
+    ];
+    Ok(rows
+        .into_iter()
+        .map(|(name, value)| Gauge::count(name, value, tags.clone()))
+        .collect())
+}

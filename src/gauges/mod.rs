@@ -1,0 +1,132 @@
+//! MAP: pure functions from Nomad models to `Gauge`s. No I/O, no clock, no
+//! cadence type. The constants below are the metric catalogue: the names
+//! dashboards depend on, each with its unit and source. `README.md`'s metric
+//! table is checked against `CATALOGUE` by a test.
+
+pub mod client;
+pub mod server;
+pub mod tags;
+
+pub use tags::{Tag, TagValue};
+
+/// Prefix of every metric name; the constants below are relative to it.
+pub const PREFIX: &str = "circle.nomad";
+
+/// 1 if the last `--server` poll failed, else 0.
+pub const SERVER_POLL_FAILURE: &str = "server_agent.poll_failure";
+/// Jobs with Nomad status `pending`, cluster-wide (all visible namespaces).
+pub const SERVER_JOBS_PENDING: &str = "server_agent.jobs.pending";
+/// Jobs with Nomad status `running`.
+pub const SERVER_JOBS_RUNNING: &str = "server_agent.jobs.running";
+/// Dead jobs that finished successfully (derived; see `server::classify`).
+pub const SERVER_JOBS_COMPLETE: &str = "server_agent.jobs.complete";
+/// All other dead jobs: failed, lost, stopped, never ran.
+pub const SERVER_JOBS_DEAD: &str = "server_agent.jobs.dead";
+
+/// 1 if the last `--client` poll failed, else 0.
+pub const CLIENT_POLL_FAILURE: &str = "client_agent.poll_failure";
+/// CPU the scheduler may allocate on this node, MHz: capacity − reserved.
+pub const CLIENT_TOTAL_CPU: &str = "client_agent.resources.total.cpu";
+/// Memory the scheduler may allocate, MB: capacity − reserved.
+pub const CLIENT_TOTAL_MEMORY: &str = "client_agent.resources.total.memory";
+/// Disk the scheduler may allocate, MB: capacity − reserved.
+pub const CLIENT_TOTAL_DISK: &str = "client_agent.resources.total.disk";
+/// IOPS capacity − reserved (0 on Nomad ≥ 0.9, which dropped IOPS).
+pub const CLIENT_TOTAL_IOPS: &str = "client_agent.resources.total.iops";
+/// CPU allocated to non-terminal allocations, MHz.
+pub const CLIENT_USED_CPU: &str = "client_agent.resources.used.cpu";
+/// Memory allocated to non-terminal allocations, MB.
+pub const CLIENT_USED_MEMORY: &str = "client_agent.resources.used.memory";
+/// Disk allocated to non-terminal allocations, MB.
+pub const CLIENT_USED_DISK: &str = "client_agent.resources.used.disk";
+/// IOPS allocated to non-terminal allocations.
+pub const CLIENT_USED_IOPS: &str = "client_agent.resources.used.iops";
+/// CPU still allocatable, MHz: total − used.
+pub const CLIENT_AVAILABLE_CPU: &str = "client_agent.resources.available.cpu";
+/// Memory still allocatable, MB: total − used.
+pub const CLIENT_AVAILABLE_MEMORY: &str = "client_agent.resources.available.memory";
+/// Disk still allocatable, MB: total − used.
+pub const CLIENT_AVAILABLE_DISK: &str = "client_agent.resources.available.disk";
+/// IOPS still allocatable: total − used.
+pub const CLIENT_AVAILABLE_IOPS: &str = "client_agent.resources.available.iops";
+
+/// Every metric name, relative to `PREFIX`, with its unit, for docs checks.
+pub const CATALOGUE: &[(&str, &str)] = &[
+    (SERVER_POLL_FAILURE, "0/1"),
+    (SERVER_JOBS_PENDING, "jobs"),
+    (SERVER_JOBS_RUNNING, "jobs"),
+    (SERVER_JOBS_COMPLETE, "jobs"),
+    (SERVER_JOBS_DEAD, "jobs"),
+    (CLIENT_POLL_FAILURE, "0/1"),
+    (CLIENT_TOTAL_CPU, "MHz"),
+    (CLIENT_TOTAL_MEMORY, "MB"),
+    (CLIENT_TOTAL_DISK, "MB"),
+    (CLIENT_TOTAL_IOPS, "IOPS"),
+    (CLIENT_USED_CPU, "MHz"),
+    (CLIENT_USED_MEMORY, "MB"),
+    (CLIENT_USED_DISK, "MB"),
+    (CLIENT_USED_IOPS, "IOPS"),
+    (CLIENT_AVAILABLE_CPU, "MHz"),
+    (CLIENT_AVAILABLE_MEMORY, "MB"),
+    (CLIENT_AVAILABLE_DISK, "MB"),
+    (CLIENT_AVAILABLE_IOPS, "IOPS"),
+];
+
+/// One DogStatsD gauge: a catalogue name, a finite value, and its tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauge {
+    /// Name relative to `PREFIX` (one of the constants above).
+    pub name: &'static str,
+    /// The value; always finite.
+    pub value: f64,
+    pub tags: Vec<Tag>,
+}
+
+impl Gauge {
+    /// `None` for a non-finite value (NaN or ±∞ are never sent).
+    #[must_use]
+    pub fn new(name: &'static str, value: f64, tags: Vec<Tag>) -> Option<Self> {
+        value.is_finite().then_some(Self { name, value, tags })
+    }
+
+    /// A gauge from an integer count or amount (MHz, MB, jobs). Integers up to
+    /// 2^53 are exact in f64, far beyond any Nomad resource figure.
+    #[must_use]
+    pub fn count(name: &'static str, value: i64, tags: Vec<Tag>) -> Self {
+        #[allow(clippy::cast_precision_loss)]
+        Self {
+            name,
+            value: value as f64,
+            tags,
+        }
+    }
+
+    /// The poll-failure gauge: 1 when failed.
+    #[must_use]
+    pub fn poll_failure(name: &'static str, failed: bool, tags: Vec<Tag>) -> Self {
+        Self::count(name, i64::from(failed), tags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_values_are_refused() {
+        assert!(Gauge::new(CLIENT_USED_CPU, f64::NAN, vec![]).is_none());
+        assert!(Gauge::new(CLIENT_USED_CPU, f64::INFINITY, vec![]).is_none());
+        assert_eq!(Gauge::new(CLIENT_USED_CPU, 2.5, vec![]).map(|g| g.value), Some(2.5));
+    }
+
+    #[test]
+    fn catalogue_names_are_unique_and_prefixed_by_role() {
+        let mut names: Vec<_> = CATALOGUE.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CATALOGUE.len());
+        assert!(names
+            .iter()
+            .all(|n| n.starts_with("client_agent.") || n.starts_with("server_agent.")));
+    }
+}

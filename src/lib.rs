@@ -1,0 +1,24 @@
+//! nomad-metrics: polls the Nomad HTTP API and sends gauges to DogStatsD.
+//!
+//! ```text
+//!   Nomad HTTP API ──► nomad::NomadApi ──► gauges::{client,server} ──► statsd::Statsd ──► DogStatsD (UDP)
+//!   (JSON, typed in        (POLL)              (MAP: pure)                 (EMIT: cadence)
+//!    nomad::model)
+//!                    └──────────── pipeline: one loop per role, poll_failure ──────────┘
+//! ```
+//!
+//! Modules: `cli` (flags) → `config` (validated settings) → `pipeline`
+//! (loops) using `nomad` (HTTP + JSON), `gauges` (metric catalogue and
+//! mapping) and `statsd` (DogStatsD); `shutdown` turns signals into a
+//! cancellation token.
+
+pub mod cli;
+pub mod config;
+pub mod gauges;
+pub mod nomad;
+pub mod pipeline;
+pub mod shutdown;
+pub mod statsd;
+
+pub use config::Config;
+pub use pipeline::run;

@@ -1,0 +1,71 @@
+//! Entry point: parse → tracing → `Config` → `run` until SIGTERM/SIGINT.
+//! Usage errors print one line and exit 2; a clean stop exits 0.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use nomad_metrics::cli::{Cli, Command};
+use nomad_metrics::{run, shutdown, Config};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help / --version
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => return usage_error(&err.render().to_string()),
+    };
+    let Command::Start(args) = cli.command;
+    let cfg = match Config::from_args(args, &|k| std::env::var(k).ok()) {
+        Ok(cfg) => cfg,
+        Err(err) => return usage_error(&format!("error: {err:#}")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("nomad-metrics: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let token = CancellationToken::new();
+        if let Err(err) = shutdown::cancel_on_signal(token.clone()) {
+            eprintln!("nomad-metrics: cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+        match run(cfg, token).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("nomad-metrics: {err:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// One line on stderr, exit code 2.
+fn usage_error(rendered: &str) -> ExitCode {
+    let line = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("error: invalid command line");
+    eprintln!("nomad-metrics: {line} (see nomad-metrics start --help)");
+    ExitCode::from(2)
+}

@@ -1,0 +1,441 @@
+//! `NomadApi`: the only code that speaks HTTP. It owns the reqwest client
+//! (timeouts, TLS, the `X-Nomad-Token` header), turns every failure into a
+//! typed `NomadError`, caps body sizes, and decodes list endpoints one
+//! element at a time. It knows Nomad's paths and JSON, not what the gauges
+//! make of them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::{Response, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::error::NomadError;
+use super::model::{AgentSelf, Alloc, JobStub, Node};
+use super::stream::{ArrayFramer, FeedError, FrameError};
+
+/// Cap for single-document answers (`/v1/agent/self`, `/v1/node/<id>`).
+pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+/// Cap for one element of a list answer (a job stub, a full allocation).
+pub const MAX_ELEMENT_BYTES: usize = 8 << 20;
+/// Cap for a whole list answer, decoded bytes (100k job stubs are ~70 MB).
+pub const MAX_LIST_BYTES: u64 = 1 << 30;
+
+/// How to reach and authenticate to Nomad, as the `nomad` CLI reads it from
+/// `NOMAD_ADDR`, `NOMAD_TOKEN`, `NOMAD_REGION` and the `NOMAD_*` TLS variables.
+#[derive(Clone)]
+pub struct NomadApiOptions {
+    /// Base URL, e.g. `http://127.0.0.1:4646`.
+    pub base: Url,
+    /// ACL secret (`NOMAD_TOKEN`); sent as `X-Nomad-Token`, never logged.
+    pub token: Option<String>,
+    /// `?region=` on every request (`NOMAD_REGION`).
+    pub region: Option<String>,
+    /// Per-request deadline covering connect, headers and the whole body.
+    pub timeout: Duration,
+    pub tls: TlsOptions,
+}
+
+impl std::fmt::Debug for NomadApiOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NomadApiOptions")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("region", &self.region)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// TLS settings (`NOMAD_CACERT`, `NOMAD_CLIENT_CERT`, `NOMAD_CLIENT_KEY`,
+/// `NOMAD_SKIP_VERIFY`, `NOMAD_TLS_SERVER_NAME`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM file of CA certificates; replaces the bundled public roots.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (needs `client_key`).
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// Accept any server certificate. Only on explicit operator request.
+    pub skip_verify: bool,
+    /// Name to verify the server certificate against (and send as SNI),
+    /// while still connecting to the host of the base URL.
+    pub server_name: Option<String>,
+}
+
+/// A typed client for the read-only Nomad endpoints the daemon polls.
+#[derive(Clone)]
+pub struct NomadApi {
+    http: reqwest::Client,
+    base: Url,
+    region: Option<String>,
+    timeout: Duration,
+}
+
+impl NomadApi {
+    /// Builds the HTTP client.
+    ///
+    /// # Errors
+    ///
+    /// A TLS file that cannot be read or parsed, or a token that is not a
+    /// valid header value.
+    pub fn new(opts: NomadApiOptions) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = opts.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let mut value = HeaderValue::from_str(token)
+                .map_err(|_| anyhow::anyhow!("NOMAD_TOKEN contains characters not allowed in an HTTP header"))?;
+            value.set_sensitive(true);
+            headers.insert("X-Nomad-Token", value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("nomad-metrics/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
+            .timeout(opts.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(2)
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true);
+
+        let tls = &opts.tls;
+        if let Some(path) = &tls.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read NOMAD_CACERT file {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("NOMAD_CACERT file {} is not PEM", path.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "NOMAD_CACERT file {} holds no certificate",
+                path.display()
+            );
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&tls.client_cert, &tls.client_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = std::fs::read(cert)
+                    .with_context(|| format!("cannot read NOMAD_CLIENT_CERT file {}", cert.display()))?;
+                pem.push(b'\n');
+                pem.extend(
+                    std::fs::read(key)
+                        .with_context(|| format!("cannot read NOMAD_CLIENT_KEY file {}", key.display()))?,
+                );
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .context("NOMAD_CLIENT_CERT / NOMAD_CLIENT_KEY are not a PEM certificate and key")?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY must be set together"),
+        }
+        if tls.skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let mut base = opts.base.clone();
+        if let Some(name) = tls.server_name.as_deref().filter(|n| !n.is_empty()) {
+            // Verify against `name` but connect to the configured host: put
+            // the name in the URL (so rustls checks it and sends it as SNI)
+            // and resolve it to wherever the original host resolves.
+            let original = base
+                .host_str()
+                .context("the Nomad URL has no host")?
+                .to_owned();
+            base.set_host(Some(name))
+                .with_context(|| format!("NOMAD_TLS_SERVER_NAME {name:?} is not a host name"))?;
+            builder = builder.dns_resolver(Arc::new(ServerNameResolver {
+                server_name: name.to_owned(),
+                original: original.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            }));
+        }
+        let http = builder.build().context("cannot build the HTTP client")?;
+        Ok(Self {
+            http,
+            base,
+            region: opts.region.filter(|r| !r.is_empty()),
+            timeout: opts.timeout,
+        })
+    }
+
+    /// The base URL requests go to.
+    #[must_use]
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET /v1/agent/self`.
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError`.
+    pub async fn agent_self(&self) -> Result<AgentSelf, NomadError> {
+        self.get_document("/v1/agent/self", &[]).await
+    }
+
+    /// `GET /v1/node/<id>`.
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError`; 404 when the node is unknown.
+    pub async fn node(&self, node_id: &str) -> Result<Node, NomadError> {
+        let path = format!("/v1/node/{node_id}");
+        self.get_document(&path, &[]).await
+    }
+
+    /// `GET /v1/node/<id>/allocations`, decoded element by element.
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError`.
+    pub async fn node_allocations(&self, node_id: &str) -> Result<Vec<Alloc>, NomadError> {
+        let path = format!("/v1/node/{node_id}/allocations");
+        let mut allocs = Vec::new();
+        self.for_each_in_list(&path, &[], |alloc: Alloc| allocs.push(alloc))
+            .await?;
+        Ok(allocs)
+    }
+
+    /// `GET /v1/jobs`, handing each stub to `on_job` as it is decoded; the
+    /// list itself is never held in memory. `namespace` is sent as given
+    /// (`*` for all namespaces on 0.12+).
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError`.
+    pub async fn for_each_job(
+        &self,
+        namespace: Option<&str>,
+        on_job: impl FnMut(JobStub),
+    ) -> Result<u64, NomadError> {
+        let query: Vec<(&str, &str)> = namespace.map(|ns| ("namespace", ns)).into_iter().collect();
+        self.for_each_in_list("/v1/jobs", &query, on_job).await
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.base.clone();
+        {
+            let base_path = url.path().trim_end_matches('/').to_owned();
+            url.set_path(&format!("{base_path}{path}"));
+        }
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.clear();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+            if let Some(region) = &self.region {
+                pairs.append_pair("region", region);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        url
+    }
+
+    /// Sends a GET and checks the status; the caller reads the body.
+    async fn send(&self, path: &str, query: &[(&str, &str)]) -> Result<Response, NomadError> {
+        let url = self.url(path, query);
+        let response = self.http.get(url.clone()).send().await.map_err(|source| {
+            if source.is_timeout() {
+                self.timeout_error(path)
+            } else {
+                NomadError::Unreachable {
+                    url: url.to_string(),
+                    source,
+                }
+            }
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let message = error_message(response).await;
+        let hint = match status {
+            StatusCode::FORBIDDEN => " (check NOMAD_TOKEN and its ACL policy)",
+            _ => "",
+        };
+        Err(NomadError::Status {
+            path: path.to_owned(),
+            status,
+            message,
+            hint,
+        })
+    }
+
+    fn timeout_error(&self, path: &str) -> NomadError {
+        NomadError::Timeout {
+            path: path.to_owned(),
+            timeout_ms: self.timeout.as_millis(),
+        }
+    }
+
+    fn body_error(&self, path: &str, source: reqwest::Error) -> NomadError {
+        if source.is_timeout() {
+            self.timeout_error(path)
+        } else {
+            NomadError::Body {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+
+    async fn get_document<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, NomadError> {
+        let work = async {
+            let response = self.send(path, query).await?;
+            let content_type = content_type(&response);
+            if response.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES) {
+                return Err(NomadError::TooLarge {
+                    path: path.to_owned(),
+                    limit_bytes: MAX_DOCUMENT_BYTES,
+                });
+            }
+            let mut body = Vec::new();
+            let mut chunks = response.bytes_stream();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(|e| self.body_error(path, e))?;
+                if (body.len() + chunk.len()) as u64 > MAX_DOCUMENT_BYTES {
+                    return Err(NomadError::TooLarge {
+                        path: path.to_owned(),
+                        limit_bytes: MAX_DOCUMENT_BYTES,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            serde_json::from_slice(&body).map_err(|source| NomadError::Decode {
+                path: path.to_owned(),
+                content_type,
+                source,
+            })
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(path)))
+    }
+
+    /// Streams a JSON array body, decoding and handing over one element at a
+    /// time. Returns the number of elements.
+    async fn for_each_in_list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        mut on_item: impl FnMut(T),
+    ) -> Result<u64, NomadError> {
+        let work = async {
+            let response = self.send(path, query).await?;
+            let content_type = content_type(&response);
+            let mut framer = ArrayFramer::new(MAX_ELEMENT_BYTES);
+            let mut count = 0u64;
+            let mut total = 0u64;
+            let mut decode = |bytes: &[u8]| -> Result<(), serde_json::Error> {
+                on_item(serde_json::from_slice(bytes)?);
+                count += 1;
+                Ok(())
+            };
+            let frame_err = |e: FeedError<serde_json::Error>| match e {
+                FeedError::Frame(FrameError::ElementTooLarge(limit)) => NomadError::TooLarge {
+                    path: path.to_owned(),
+                    limit_bytes: limit as u64,
+                },
+                FeedError::Frame(frame) => NomadError::Decode {
+                    path: path.to_owned(),
+                    content_type: content_type.clone(),
+                    source: serde::de::Error::custom(frame),
+                },
+                FeedError::Element(source) => NomadError::Decode {
+                    path: path.to_owned(),
+                    content_type: content_type.clone(),
+                    source,
+                },
+            };
+            let mut chunks = response.bytes_stream();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(|e| self.body_error(path, e))?;
+                total += chunk.len() as u64;
+                if total > MAX_LIST_BYTES {
+                    return Err(NomadError::TooLarge {
+                        path: path.to_owned(),
+                        limit_bytes: MAX_LIST_BYTES,
+                    });
+                }
+                framer.feed(&chunk, &mut decode).map_err(frame_err)?;
+            }
+            framer
+                .finish()
+                .map_err(|f| frame_err(FeedError::Frame(f)))?;
+            Ok(count)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error(path)))
+    }
+}
+
+fn content_type(response: &Response) -> String {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+        .to_owned()
+}
+
+/// First line of a (plain-text) error body, bounded, printable only.
+async fn error_message(response: Response) -> String {
+    const MAX: usize = 200;
+    let mut text = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(Ok(chunk)) = chunks.next().await {
+        text.extend_from_slice(&chunk);
+        if text.len() >= 4096 {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    let line: String = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("(empty body)")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX)
+        .collect();
+    line
+}
+
+/// Resolves `NOMAD_TLS_SERVER_NAME` to the address of the configured host.
+struct ServerNameResolver {
+    server_name: String,
+    original: String,
+}
+
+impl reqwest::dns::Resolve for ServerNameResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = if name.as_str().eq_ignore_ascii_case(&self.server_name) {
+            self.original.clone()
+        } else {
+            name.as_str().to_owned()
+        };
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .collect();
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! POLL: everything that knows HTTP or Nomad's JSON. Callers get typed
+//! models (`model`) or a typed `NomadError`; no gauge or DogStatsD type is
+//! known here.
+
+pub mod api;
+pub mod error;
+pub mod model;
+pub mod stream;
+
+pub use api::{NomadApi, NomadApiOptions, TlsOptions};
+pub use error::NomadError;
+pub use model::NomadVersion;

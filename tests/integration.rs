@@ -1,0 +1,1 @@
+//! Integration tests (filled in by the next commits).
