@@ -78,7 +78,8 @@ pub struct StartArgs {
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 fn parse_nomad_uri(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:4646"))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:4646"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("scheme {:?} is not http or https", url.scheme()));
     }
@@ -103,9 +104,13 @@ fn parse_host(raw: &str) -> Result<String, String> {
 }
 
 fn parse_interval(raw: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(raw.trim()).map_err(|e| format!("{e}; expected e.g. 10s, 1m"))?;
+    let d =
+        humantime::parse_duration(raw.trim()).map_err(|e| format!("{e}; expected e.g. 10s, 1m"))?;
     if d < MIN_INTERVAL {
-        return Err(format!("must be at least {}", humantime::format_duration(MIN_INTERVAL)));
+        return Err(format!(
+            "must be at least {}",
+            humantime::format_duration(MIN_INTERVAL)
+        ));
     }
     Ok(d)
 }

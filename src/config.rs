@@ -47,17 +47,25 @@ impl Config {
     /// # Errors
     ///
     /// No mode chosen; an unreadable token file; a malformed `NOMAD_*` value.
-    pub fn from_args(args: StartArgs, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    pub fn from_args(
+        args: StartArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
         if !args.client && !args.server {
             bail!("choose at least one mode: --client and/or --server");
         }
-        let env_nonempty = |key: &str| env(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let env_nonempty = |key: &str| {
+            env(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let token = match &args.nomad_token_file {
             Some(path) => Some(read_token_file(path)?),
             None => env_nonempty("NOMAD_TOKEN"),
         };
         let skip_verify = match env_nonempty("NOMAD_SKIP_VERIFY") {
-            Some(v) => parse_go_bool(&v).with_context(|| format!("NOMAD_SKIP_VERIFY={v:?} is not a boolean"))?,
+            Some(v) => parse_go_bool(&v)
+                .with_context(|| format!("NOMAD_SKIP_VERIFY={v:?} is not a boolean"))?,
             None => false,
         };
         let tls = TlsOptions {
@@ -152,7 +160,10 @@ mod tests {
         assert_eq!(cfg.namespace.as_deref(), Some("ci"));
         assert!(cfg.nomad.tls.skip_verify);
         assert_eq!(cfg.nomad.timeout, Duration::from_secs(4));
-        assert!(!format!("{cfg:?}").contains("s3cr3t"), "Debug must redact the token");
+        assert!(
+            !format!("{cfg:?}").contains("s3cr3t"),
+            "Debug must redact the token"
+        );
     }
 
     #[test]

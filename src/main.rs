@@ -16,6 +16,11 @@ fn main() -> ExitCode {
             let _ = err.print();
             return ExitCode::SUCCESS;
         }
+        Err(err)
+            if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            return usage_error("error: a subcommand is required: start");
+        }
         Err(err) => return usage_error(&err.render().to_string()),
     };
     let Command::Start(args) = cli.command;

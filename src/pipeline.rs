@@ -336,7 +336,10 @@ impl ServerCollector {
             .for_each_job(namespace, |job| counts.add(&job))
             .await?;
         if counts.unrecognised > 0 {
-            tracing::debug!(jobs = counts.unrecognised, "jobs with an unknown status were not counted");
+            tracing::debug!(
+                jobs = counts.unrecognised,
+                "jobs with an unknown status were not counted"
+            );
         }
         Ok(counts)
     }

@@ -1,1 +1,9 @@
-//! Integration tests (filled in by the next commits).
+//! One integration binary (ripgrep-style): the harness in `support` compiles
+//! once. Every test talks to real sockets on 127.0.0.1 only.
+
+mod support;
+
+mod cli;
+mod client_role;
+mod degraded;
+mod server_role;

@@ -7,7 +7,7 @@ use std::ops::{Add, Sub};
 
 use super::{Gauge, Tag, TagValue};
 use crate::gauges as names;
-use crate::nomad::model::{AllocatedResources, Alloc, Node};
+use crate::nomad::model::{Alloc, AllocatedResources, Node};
 use crate::nomad::NomadVersion;
 
 /// cpu MHz, memory MB, disk MB, iops.
@@ -110,12 +110,15 @@ pub fn alloc_usage(alloc: &Alloc, rules: LifecycleRules) -> Resources {
             iops,
         };
     }
-    alloc.resources.as_ref().map_or_else(Resources::default, |r| Resources {
-        cpu: r.cpu,
-        memory: r.memory_mb,
-        disk: r.disk_mb,
-        iops: r.iops,
-    })
+    alloc
+        .resources
+        .as_ref()
+        .map_or_else(Resources::default, |r| Resources {
+            cpu: r.cpu,
+            memory: r.memory_mb,
+            disk: r.disk_mb,
+            iops: r.iops,
+        })
 }
 
 fn comparable(allocated: &AllocatedResources, rules: LifecycleRules) -> TaskSum {
@@ -203,9 +206,15 @@ pub fn node_total(node: &Node) -> Result<Resources, UnknownCapacity> {
             iops: 0,
         };
         let reserved = Resources {
-            cpu: reserved.and_then(|r| r.cpu.as_ref()).map_or(0, |c| c.cpu_shares),
-            memory: reserved.and_then(|r| r.memory.as_ref()).map_or(0, |m| m.memory_mb),
-            disk: reserved.and_then(|r| r.disk.as_ref()).map_or(0, |d| d.disk_mb),
+            cpu: reserved
+                .and_then(|r| r.cpu.as_ref())
+                .map_or(0, |c| c.cpu_shares),
+            memory: reserved
+                .and_then(|r| r.memory.as_ref())
+                .map_or(0, |m| m.memory_mb),
+            disk: reserved
+                .and_then(|r| r.disk.as_ref())
+                .map_or(0, |d| d.disk_mb),
             iops: 0,
         };
         return Ok(Resources {
@@ -294,4 +303,226 @@ pub fn node_resources(
         .into_iter()
         .map(|(name, value)| Gauge::count(name, value, tags.clone()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nomad::model::AgentSelf;
+    use serde_json::Value;
+
+    struct Fixture {
+        agent: &'static str,
+        node: &'static str,
+        allocs: &'static str,
+        expected: &'static str,
+    }
+
+    macro_rules! fixture {
+        ($v:literal) => {
+            Fixture {
+                agent: include_str!(concat!(
+                    "../../tests/fixtures/nomad-",
+                    $v,
+                    "/agent-self.json"
+                )),
+                node: include_str!(concat!("../../tests/fixtures/nomad-", $v, "/node.json")),
+                allocs: include_str!(concat!(
+                    "../../tests/fixtures/nomad-",
+                    $v,
+                    "/node-allocations.json"
+                )),
+                expected: include_str!(concat!(
+                    "../../tests/fixtures/nomad-",
+                    $v,
+                    "/expected.json"
+                )),
+            }
+        };
+    }
+
+    fn check(f: &Fixture) {
+        let agent: AgentSelf = serde_json::from_str(f.agent).unwrap();
+        let node: Node = serde_json::from_str(f.node).unwrap();
+        let allocs: Vec<Alloc> = serde_json::from_str(f.allocs).unwrap();
+        let expected: Value = serde_json::from_str(f.expected).unwrap();
+        assert_eq!(agent.node_id(), Some(node.id.as_str()));
+        let opts = ClientOptions {
+            identity_tags: true,
+            rules: LifecycleRules::for_version(agent.version()),
+        };
+        let gauges = node_resources(&node, &allocs, opts).unwrap();
+        let values: Vec<i64> = gauges.iter().map(|g| g.value as i64).collect();
+        let want: Vec<i64> = ["total", "used", "available"]
+            .iter()
+            .flat_map(|k| expected["client"][k].as_array().unwrap().clone())
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            values, want,
+            "total, used, available x (cpu, memory, disk, iops)"
+        );
+        let tags: Vec<String> = gauges[0]
+            .tags
+            .iter()
+            .map(|t| format!("{}:{}", t.key, t.value))
+            .collect();
+        let want_tags: Vec<String> = expected["client"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(tags, want_tags);
+        assert!(gauges.iter().all(|g| g.tags == gauges[0].tags));
+
+        let plain = ClientOptions {
+            identity_tags: false,
+            ..opts
+        };
+        let original = node_resources(&node, &allocs, plain).unwrap();
+        let keys: Vec<&str> = original[0].tags.iter().map(|t| t.key).collect();
+        assert_eq!(keys, ["drain", "status"], "the original tool's tag set");
+    }
+
+    #[test]
+    fn nomad_0_5_6_legacy_layout() {
+        check(&fixture!("0.5.6"));
+    }
+
+    #[test]
+    fn nomad_0_8_7_drain_strategy() {
+        check(&fixture!("0.8.7"));
+    }
+
+    #[test]
+    fn nomad_1_4_0_both_layouts_and_lifecycles() {
+        check(&fixture!("1.4.0"));
+    }
+
+    #[test]
+    fn nomad_1_8_0_legacy_zeroed() {
+        check(&fixture!("1.8.0"));
+    }
+
+    #[test]
+    fn nomad_1_11_0_legacy_absent_reserved_cores() {
+        check(&fixture!("1.11.0"));
+    }
+
+    #[test]
+    fn nomad_2_0_5_draining_without_class() {
+        check(&fixture!("2.0.5"));
+    }
+
+    fn lifecycle_alloc() -> Alloc {
+        // main 1000/512, prestart 2000/128, sidecar 100/64, poststart 200/32,
+        // poststop 300/1024.
+        serde_json::from_str(
+            r#"{"ID":"a","DesiredStatus":"run","ClientStatus":"running",
+                "AllocatedResources":{"Tasks":{
+                  "main":{"Cpu":{"CpuShares":1000},"Memory":{"MemoryMB":512}},
+                  "init":{"Cpu":{"CpuShares":2000},"Memory":{"MemoryMB":128}},
+                  "side":{"Cpu":{"CpuShares":100},"Memory":{"MemoryMB":64}},
+                  "warm":{"Cpu":{"CpuShares":200},"Memory":{"MemoryMB":32}},
+                  "stop":{"Cpu":{"CpuShares":300},"Memory":{"MemoryMB":1024}}},
+                 "TaskLifecycles":{"main":null,
+                  "init":{"Hook":"prestart","Sidecar":false},
+                  "side":{"Hook":"prestart","Sidecar":true},
+                  "warm":{"Hook":"poststart","Sidecar":false},
+                  "stop":{"Hook":"poststop","Sidecar":false}},
+                 "Shared":{"DiskMB":700}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn lifecycle_rules_per_nomad_version() {
+        let a = lifecycle_alloc();
+        let usage = |rules| {
+            let r = alloc_usage(&a, rules);
+            (r.cpu, r.memory, r.disk)
+        };
+        // S + max(E, M): poststart and poststop not counted.
+        assert_eq!(usage(LifecycleRules::V0_11), (100 + 2000, 64 + 512, 700));
+        // S + max(E, M, Pstop).
+        assert_eq!(usage(LifecycleRules::V1_0), (100 + 2000, 64 + 1024, 700));
+        // S + max(E, M + Pstart, Pstop).
+        assert_eq!(usage(LifecycleRules::V1_9_2), (100 + 2000, 64 + 1024, 700));
+        // max(S + M + Pstart, S + E, Pstop).
+        assert_eq!(usage(LifecycleRules::V1_9_4), (2100, 1024, 700));
+    }
+
+    #[test]
+    fn rules_follow_the_version() {
+        let v = |s| NomadVersion::parse(s);
+        assert_eq!(
+            LifecycleRules::for_version(v("0.11.3")),
+            LifecycleRules::V0_11
+        );
+        assert_eq!(
+            LifecycleRules::for_version(v("1.0.0")),
+            LifecycleRules::V1_0
+        );
+        assert_eq!(
+            LifecycleRules::for_version(v("1.9.1")),
+            LifecycleRules::V1_0
+        );
+        assert_eq!(
+            LifecycleRules::for_version(v("1.9.3")),
+            LifecycleRules::V1_9_2
+        );
+        assert_eq!(
+            LifecycleRules::for_version(v("1.9.4")),
+            LifecycleRules::V1_9_4
+        );
+        assert_eq!(LifecycleRules::for_version(None), LifecycleRules::V1_9_4);
+    }
+
+    #[test]
+    fn terminal_allocations_do_not_count() {
+        for (desired, client, terminal) in [
+            ("run", "pending", false),
+            ("run", "running", false),
+            ("run", "unknown", false),
+            ("stop", "running", true),
+            ("evict", "pending", true),
+            ("run", "complete", true),
+            ("run", "failed", true),
+            ("run", "lost", true),
+        ] {
+            let a: Alloc = serde_json::from_value(serde_json::json!({
+                "DesiredStatus": desired, "ClientStatus": client
+            }))
+            .unwrap();
+            assert_eq!(a.is_terminal(), terminal, "{desired}/{client}");
+        }
+    }
+
+    #[test]
+    fn a_node_without_capacity_is_an_error_not_zeros() {
+        let node: Node = serde_json::from_str(r#"{"ID":"n1","Status":"ready"}"#).unwrap();
+        assert_eq!(
+            node_total(&node),
+            Err(UnknownCapacity {
+                node_id: "n1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn identity_tags_are_sanitised() {
+        let node: Node = serde_json::from_str(
+            r#"{"ID":"n1","Name":"web 1,a|b","Datacenter":"dc#1","NodeClass":"","Status":"ready"}"#,
+        )
+        .unwrap();
+        let tags: Vec<String> = identity_tags(&node)
+            .iter()
+            .map(|t| format!("{}:{}", t.key, t.value))
+            .collect();
+        assert_eq!(
+            tags,
+            ["node_id:n1", "node_name:web_1_a_b", "datacenter:dc_1"]
+        );
+    }
 }

@@ -116,7 +116,10 @@ mod tests {
     fn non_finite_values_are_refused() {
         assert!(Gauge::new(CLIENT_USED_CPU, f64::NAN, vec![]).is_none());
         assert!(Gauge::new(CLIENT_USED_CPU, f64::INFINITY, vec![]).is_none());
-        assert_eq!(Gauge::new(CLIENT_USED_CPU, 2.5, vec![]).map(|g| g.value), Some(2.5));
+        assert_eq!(
+            Gauge::new(CLIENT_USED_CPU, 2.5, vec![]).map(|g| g.value),
+            Some(2.5)
+        );
     }
 
     #[test]

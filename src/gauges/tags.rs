@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn long_values_are_truncated() {
         let long = "x".repeat(500);
-        assert_eq!(TagValue::new(&long).unwrap().as_str().len(), MAX_TAG_VALUE_CHARS);
+        assert_eq!(
+            TagValue::new(&long).unwrap().as_str().len(),
+            MAX_TAG_VALUE_CHARS
+        );
     }
 
     #[test]

@@ -89,9 +89,15 @@ impl NomadApi {
     /// valid header value.
     pub fn new(opts: NomadApiOptions) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
-        if let Some(token) = opts.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            let mut value = HeaderValue::from_str(token)
-                .map_err(|_| anyhow::anyhow!("NOMAD_TOKEN contains characters not allowed in an HTTP header"))?;
+        if let Some(token) = opts
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let mut value = HeaderValue::from_str(token).map_err(|_| {
+                anyhow::anyhow!("NOMAD_TOKEN contains characters not allowed in an HTTP header")
+            })?;
             value.set_sensitive(true);
             headers.insert("X-Nomad-Token", value);
         }
@@ -123,15 +129,16 @@ impl NomadApi {
         }
         match (&tls.client_cert, &tls.client_key) {
             (Some(cert), Some(key)) => {
-                let mut pem = std::fs::read(cert)
-                    .with_context(|| format!("cannot read NOMAD_CLIENT_CERT file {}", cert.display()))?;
+                let mut pem = std::fs::read(cert).with_context(|| {
+                    format!("cannot read NOMAD_CLIENT_CERT file {}", cert.display())
+                })?;
                 pem.push(b'\n');
-                pem.extend(
-                    std::fs::read(key)
-                        .with_context(|| format!("cannot read NOMAD_CLIENT_KEY file {}", key.display()))?,
-                );
-                let identity = reqwest::Identity::from_pem(&pem)
-                    .context("NOMAD_CLIENT_CERT / NOMAD_CLIENT_KEY are not a PEM certificate and key")?;
+                pem.extend(std::fs::read(key).with_context(|| {
+                    format!("cannot read NOMAD_CLIENT_KEY file {}", key.display())
+                })?);
+                let identity = reqwest::Identity::from_pem(&pem).context(
+                    "NOMAD_CLIENT_CERT / NOMAD_CLIENT_KEY are not a PEM certificate and key",
+                )?;
                 builder = builder.identity(identity);
             }
             (None, None) => {}
@@ -153,7 +160,10 @@ impl NomadApi {
                 .with_context(|| format!("NOMAD_TLS_SERVER_NAME {name:?} is not a host name"))?;
             builder = builder.dns_resolver(Arc::new(ServerNameResolver {
                 server_name: name.to_owned(),
-                original: original.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                original: original
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
             }));
         }
         let http = builder.build().context("cannot build the HTTP client")?;
@@ -297,7 +307,10 @@ impl NomadApi {
         let work = async {
             let response = self.send(path, query).await?;
             let content_type = content_type(&response);
-            if response.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES) {
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_DOCUMENT_BYTES)
+            {
                 return Err(NomadError::TooLarge {
                     path: path.to_owned(),
                     limit_bytes: MAX_DOCUMENT_BYTES,
@@ -431,9 +444,8 @@ impl reqwest::dns::Resolve for ServerNameResolver {
             name.as_str().to_owned()
         };
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })

@@ -245,10 +245,7 @@ impl Alloc {
     #[must_use]
     pub fn is_terminal(&self) -> bool {
         matches!(self.desired_status.as_str(), "stop" | "evict")
-            || matches!(
-                self.client_status.as_str(),
-                "complete" | "failed" | "lost"
-            )
+            || matches!(self.client_status.as_str(), "complete" | "failed" | "lost")
     }
 }
 

@@ -270,7 +270,11 @@ mod tests {
             "[3]",
         ];
         for size in 1..body.len() + 1 {
-            assert_eq!(frame_all(body, size).unwrap(), expected, "chunk size {size}");
+            assert_eq!(
+                frame_all(body, size).unwrap(),
+                expected,
+                "chunk size {size}"
+            );
         }
     }
 
@@ -282,10 +286,7 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_array() {
-        assert_eq!(
-            frame_all(b"<html>", 3),
-            Err(FrameError::NotAnArray('<', 0))
-        );
+        assert_eq!(frame_all(b"<html>", 3), Err(FrameError::NotAnArray('<', 0)));
         assert_eq!(frame_all(b"", 3), Err(FrameError::Truncated));
         assert_eq!(frame_all(br#"[{"a":1}"#, 3), Err(FrameError::Truncated));
         assert_eq!(frame_all(br#"[{"a":1"#, 3), Err(FrameError::Truncated));
@@ -303,6 +304,9 @@ mod tests {
         let mut framer = ArrayFramer::new(8);
         let mut sink = |_: &[u8]| -> Result<(), ()> { Ok(()) };
         let err = framer.feed(br#"[{"abcdefgh":1}]"#, &mut sink).unwrap_err();
-        assert!(matches!(err, FeedError::Frame(FrameError::ElementTooLarge(8))));
+        assert!(matches!(
+            err,
+            FeedError::Frame(FrameError::ElementTooLarge(8))
+        ));
     }
 }

@@ -1,0 +1,145 @@
+//! Shared test harness: fake Nomad, DogStatsD capture, and an in-process
+//! daemon started like `main` starts it (same `Cli` parsing, same `Config`).
+
+#![allow(dead_code)]
+
+pub mod fake_nomad;
+pub mod statsd_capture;
+
+use std::time::Duration;
+
+use clap::Parser as _;
+use nomad_metrics::cli::{Cli, Command};
+use nomad_metrics::Config;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use fake_nomad::{fixture, FakeNomad, Fault};
+pub use statsd_capture::{Line, StatsdCapture};
+
+/// Poll period used by in-process tests: fast, well above scheduling noise.
+pub const INTERVAL: &str = "300ms";
+/// Generous bound for "within one interval plus the timeout".
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const CLIENT: &str = "circle.nomad.client_agent.";
+pub const SERVER: &str = "circle.nomad.server_agent.";
+
+/// Builds a `Config` from a command line (after `start`) and an environment.
+pub fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
+    let mut argv = vec!["nomad-metrics", "start"];
+    argv.extend_from_slice(args);
+    let Command::Start(start) = Cli::try_parse_from(argv)
+        .expect("valid command line")
+        .command;
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_args(start, &move |key| {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    })
+    .expect("valid config")
+}
+
+/// The usual command line for a fake Nomad and a capture, plus `extra`.
+pub fn args_for<'a>(nomad: &'a str, statsd_port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--nomad-uri",
+        nomad,
+        "--statsd-host",
+        "127.0.0.1",
+        "--statsd-port",
+        statsd_port,
+        "--interval",
+        INTERVAL,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A daemon running in this process.
+pub struct Daemon {
+    token: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    pub fn start(cfg: Config) -> Self {
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(nomad_metrics::run(cfg, token.clone()));
+        Self { token, handle }
+    }
+
+    /// Cancels and waits (bounded) for a clean return.
+    pub async fn stop(self) {
+        self.token.cancel();
+        tokio::time::timeout(Duration::from_secs(2), self.handle)
+            .await
+            .expect("daemon stops within 2 s of cancellation")
+            .expect("daemon task did not panic")
+            .expect("daemon returned Ok");
+    }
+}
+
+/// Starts a fake Nomad of `version`, a capture, and a daemon with `extra`
+/// flags and `env`.
+pub async fn setup(
+    version: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (FakeNomad, StatsdCapture, Daemon) {
+    let nomad = FakeNomad::start(version).await;
+    let statsd = StatsdCapture::start().await;
+    let url = nomad.url();
+    let port = statsd.port().to_string();
+    let cfg = config(&args_for(&url, &port, extra), env);
+    let daemon = Daemon::start(cfg);
+    (nomad, statsd, daemon)
+}
+
+/// `name → value` of a poll, asserting each name appears once.
+pub fn by_name(lines: &[Line]) -> std::collections::BTreeMap<String, f64> {
+    let mut map = std::collections::BTreeMap::new();
+    for l in lines {
+        assert!(
+            map.insert(l.name.clone(), l.value).is_none(),
+            "{} sent twice in one poll",
+            l.name
+        );
+    }
+    map
+}
+
+/// Runs the body once per fixture version, as a separately named test each.
+#[macro_export]
+macro_rules! for_each_nomad_version {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nomad_0_5_6() {
+                super::$name("0.5.6").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nomad_0_8_7() {
+                super::$name("0.8.7").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nomad_1_4_0() {
+                super::$name("1.4.0").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nomad_1_8_0() {
+                super::$name("1.8.0").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nomad_1_11_0() {
+                super::$name("1.11.0").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nomad_2_0_5() {
+                super::$name("2.0.5").await
+            }
+        }
+    };
+}
