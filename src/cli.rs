@@ -69,6 +69,16 @@ pub struct StartArgs {
     #[arg(long)]
     pub no_identity_tags: bool,
 
+    /// Read --server lists in pages of N items (Nomad 1.3+; 0 = one request).
+    /// Spares Nomad servers building one huge answer; costs more requests.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub page_size: u32,
+
+    /// Force a full re-read of --server lists this often even when Nomad
+    /// reports no change (blocking queries skip unchanged lists otherwise).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]
+    pub resync: Duration,
+
     /// Read the ACL token from this file instead of NOMAD_TOKEN.
     #[arg(long, value_name = "PATH")]
     pub nomad_token_file: Option<PathBuf>,

@@ -32,6 +32,10 @@ pub struct Config {
     pub identity_tags: bool,
     /// Tags added to every gauge.
     pub global_tags: Vec<(String, String)>,
+    /// `--page-size`: read `--server` lists in pages of this many (Nomad 1.3+).
+    pub page_size: Option<u32>,
+    /// `--resync`: full re-read of `--server` lists at least this often.
+    pub resync: Duration,
 }
 
 /// Per-request timeout for a poll period: 80 % of it, so a hanging Nomad
@@ -98,6 +102,8 @@ impl Config {
             },
             identity_tags: !args.no_identity_tags,
             global_tags: Vec::new(),
+            page_size: (args.page_size > 0).then_some(args.page_size),
+            resync: args.resync,
         })
     }
 }

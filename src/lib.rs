@@ -19,6 +19,7 @@ pub mod nomad;
 pub mod pipeline;
 pub mod shutdown;
 pub mod statsd;
+pub mod watch;
 
 pub use config::Config;
 pub use pipeline::run;

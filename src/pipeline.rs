@@ -1,10 +1,12 @@
 //! One loop per role: tick → poll Nomad → map to gauges → emit to DogStatsD,
-//! plus the role's poll_failure gauge. A failed poll sends poll_failure 1 and
-//! nothing else (no stale values); the log says so once when failing starts
-//! (or its cause changes) and once on recovery. Nothing here ends the daemon.
+//! plus the role's health gauges (poll_failure, poll duration, age of the
+//! last success). A failed poll sends poll_failure 1 and no stale values;
+//! the log says so once when failing starts (or its cause changes) and once
+//! on recovery. Nothing here ends the daemon.
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{self, Instant, MissedTickBehavior};
@@ -13,10 +15,14 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::gauges::client::{self as client_map, ClientOptions, LifecycleRules, UnknownCapacity};
-use crate::gauges::server::JobCounts;
+use crate::gauges::server::{
+    capacity_gauges, AllocUsage, JobCounts, NodeView, SeriesMemory, ZERO_FILLED,
+};
 use crate::gauges::{self, Gauge, Tag};
-use crate::nomad::{NomadApi, NomadError, NomadVersion};
+use crate::nomad::model::{Alloc, JobStub, Node};
+use crate::nomad::{Block, ListOutcome, ListQuery, NomadApi, NomadError, NomadVersion};
 use crate::statsd::Statsd;
+use crate::watch::{self, ListSource, State, WatchTiming};
 
 /// How long a version read from `/v1/agent/self` is trusted (Nomad can be
 /// upgraded under a running daemon).
@@ -38,11 +44,21 @@ impl fmt::Display for Role {
     }
 }
 
-/// Why one poll produced no gauges.
+/// Why one poll failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error(transparent)]
     Nomad(#[from] NomadError),
+    /// A list watcher's last request failed.
+    #[error("{list}: {source}")]
+    Watch {
+        list: &'static str,
+        source: Arc<NomadError>,
+    },
+    #[error("{list}: no answer from Nomad yet")]
+    NoAnswerYet { list: &'static str },
+    #[error("Nomad reports no cluster leader")]
+    NoLeader,
     #[error(transparent)]
     Capacity(#[from] UnknownCapacity),
 }
@@ -50,10 +66,14 @@ pub enum PollError {
 impl PollError {
     /// A short class for "did the cause change?" (not shown to users).
     fn class(&self) -> String {
-        match self {
-            PollError::Nomad(NomadError::Status { status, .. }) => format!("status {status}"),
-            PollError::Nomad(e) => format!("{:?}", std::mem::discriminant(e)),
-            PollError::Capacity(_) => "capacity".into(),
+        let nomad = match self {
+            PollError::Nomad(e) => e,
+            PollError::Watch { source, .. } => source.as_ref(),
+            other => return format!("{:?}", std::mem::discriminant(other)),
+        };
+        match nomad {
+            NomadError::Status { status, .. } => format!("status {status}"),
+            e => format!("{:?}", std::mem::discriminant(e)),
         }
     }
 }
@@ -74,17 +94,40 @@ pub fn error_chain(err: &dyn StdError) -> String {
     text
 }
 
+/// What one poll produced: the gauges it could compute and, if anything
+/// failed, why (then poll_failure is 1).
+#[derive(Debug, Default)]
+pub struct Polled {
+    pub gauges: Vec<Gauge>,
+    pub error: Option<PollError>,
+}
+
+impl From<Result<Vec<Gauge>, PollError>> for Polled {
+    fn from(r: Result<Vec<Gauge>, PollError>) -> Self {
+        match r {
+            Ok(gauges) => Self {
+                gauges,
+                error: None,
+            },
+            Err(e) => Self {
+                gauges: Vec::new(),
+                error: Some(e),
+            },
+        }
+    }
+}
+
 /// A role's data source: one poll → its gauges.
 pub trait Collector: Send {
     fn role(&self) -> Role;
-    /// Name of the role's poll_failure gauge.
-    fn failure_gauge(&self) -> &'static str;
-    /// Tags for the poll_failure gauge.
-    fn failure_tags(&self) -> Vec<Tag> {
+    /// Health gauge names: poll_failure, poll_duration_ms, last_success_age_s.
+    fn health_gauges(&self) -> [&'static str; 3];
+    /// Tags for the health gauges.
+    fn health_tags(&self) -> Vec<Tag> {
         Vec::new()
     }
     /// Polls Nomad once.
-    fn poll(&mut self) -> impl std::future::Future<Output = Result<Vec<Gauge>, PollError>> + Send;
+    fn poll(&mut self) -> impl std::future::Future<Output = Polled> + Send;
 }
 
 /// Runs the enabled roles until `shutdown` is cancelled.
@@ -114,7 +157,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         loops.spawn(run_loop(collector, cfg.clone(), shutdown.clone()));
     }
     if cfg.roles.server {
-        let collector = ServerCollector::new(api.clone(), cfg.namespace.clone());
+        let collector = ServerCollector::new(api.clone(), &cfg, shutdown.child_token());
         loops.spawn(run_loop(collector, cfg.clone(), shutdown.clone()));
     }
     while let Some(done) = loops.join_next().await {
@@ -141,29 +184,37 @@ pub async fn run_loop<C: Collector>(mut collector: C, cfg: Config, shutdown: Can
             _ = ticks.tick() => {}
         }
         let span = tracing::info_span!("poll", role = %role);
+        let started = Instant::now();
         let polled = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
             polled = collector.poll().instrument(span.clone()) => polled,
         };
+        let took = started.elapsed();
         let _entered = span.enter();
-        let failed = polled.is_err();
-        let mut batch = match polled {
-            Ok(gauges) => {
-                health.succeeded(role);
-                gauges
-            }
-            Err(err) => {
-                health.failed(role, &err);
-                Vec::new()
-            }
-        };
-        batch.push(Gauge::poll_failure(
-            collector.failure_gauge(),
-            failed,
-            collector.failure_tags(),
+        let Polled { mut gauges, error } = polled;
+        let failed = error.is_some();
+        match &error {
+            None => health.succeeded(role),
+            Some(err) => health.failed(role, err),
+        }
+        let [failure, duration, age] = collector.health_gauges();
+        let tags = collector.health_tags();
+        gauges.extend(Gauge::new(
+            duration,
+            took.as_secs_f64() * 1000.0,
+            tags.clone(),
         ));
-        statsd.emit(&batch).await;
+        if let Some(at) = health.last_success {
+            gauges.extend(Gauge::new(
+                age,
+                at.elapsed().as_secs_f64().floor(),
+                tags.clone(),
+            ));
+        }
+        // poll_failure goes last: it closes the poll's batch.
+        gauges.push(Gauge::poll_failure(failure, failed, tags));
+        statsd.emit(&gauges).await;
     }
 }
 
@@ -172,6 +223,7 @@ pub async fn run_loop<C: Collector>(mut collector: C, cfg: Config, shutdown: Can
 struct Health {
     failing_class: Option<String>,
     failures: u64,
+    last_success: Option<Instant>,
 }
 
 impl Health {
@@ -192,6 +244,7 @@ impl Health {
             tracing::info!(role = %role, failed_polls = self.failures, "poll recovered (poll_failure=0)");
         }
         self.failures = 0;
+        self.last_success = Some(Instant::now());
     }
 }
 
@@ -215,7 +268,7 @@ pub struct ClientCollector {
     /// From `/v1/agent/self`; refreshed when the node is not found.
     node_id: Option<String>,
     version: Option<SeenVersion>,
-    /// Identity tags of the last node read, for the poll_failure gauge.
+    /// Identity tags of the last node read, for the health gauges.
     last_identity: Vec<Tag>,
 }
 
@@ -247,26 +300,8 @@ impl ClientCollector {
         self.node_id = Some(id.to_owned());
         Ok(id.to_owned())
     }
-}
 
-impl Collector for ClientCollector {
-    fn role(&self) -> Role {
-        Role::Client
-    }
-
-    fn failure_gauge(&self) -> &'static str {
-        gauges::CLIENT_POLL_FAILURE
-    }
-
-    fn failure_tags(&self) -> Vec<Tag> {
-        if self.identity_tags {
-            self.last_identity.clone()
-        } else {
-            Vec::new()
-        }
-    }
-
-    async fn poll(&mut self) -> Result<Vec<Gauge>, PollError> {
+    async fn try_poll(&mut self) -> Result<Vec<Gauge>, PollError> {
         let stale = self.version.is_none_or(|v| !v.fresh());
         let id = match (&self.node_id, stale) {
             (Some(id), false) => id.clone(),
@@ -291,26 +326,206 @@ impl Collector for ClientCollector {
     }
 }
 
-/// `--server`: job counts over every namespace the token can see.
+impl Collector for ClientCollector {
+    fn role(&self) -> Role {
+        Role::Client
+    }
+
+    fn health_gauges(&self) -> [&'static str; 3] {
+        [
+            gauges::CLIENT_POLL_FAILURE,
+            gauges::CLIENT_POLL_DURATION_MS,
+            gauges::CLIENT_LAST_SUCCESS_AGE_S,
+        ]
+    }
+
+    fn health_tags(&self) -> Vec<Tag> {
+        if self.identity_tags {
+            self.last_identity.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    async fn poll(&mut self) -> Polled {
+        self.try_poll().await.into()
+    }
+}
+
+/// `/v1/jobs` folded into `JobCounts`.
+struct JobsSource {
+    namespace: Option<String>,
+    per_page: Option<u32>,
+    /// Version unknown: if `namespace=*` lists nothing, read the default
+    /// namespace (0.7–0.11 answer `*` with `[]`).
+    fallback_to_default: bool,
+}
+
+impl ListSource for JobsSource {
+    type Aggregate = JobCounts;
+
+    fn name(&self) -> &'static str {
+        "jobs"
+    }
+
+    async fn read(
+        &self,
+        api: &NomadApi,
+        block: Option<Block>,
+    ) -> Result<(ListOutcome, Option<JobCounts>), NomadError> {
+        let mut query = ListQuery::new("/v1/jobs");
+        if let Some(ns) = &self.namespace {
+            query.params.push(("namespace", ns.clone()));
+        }
+        query.per_page = self.per_page;
+        query.block = block;
+        let mut counts = JobCounts::default();
+        let outcome = api.list(&query, |job: JobStub| counts.add(&job)).await?;
+        if self.fallback_to_default && matches!(outcome, ListOutcome::Read { items: 0, .. }) {
+            query.params.clear();
+            query.block = None;
+            let fallback = api.list(&query, |job: JobStub| counts.add(&job)).await?;
+            return Ok((fallback, Some(counts)));
+        }
+        Ok((outcome, Some(counts)))
+    }
+}
+
+/// `/v1/nodes` folded into a `NodeView`.
+struct NodesSource {
+    /// `?resources=true` (1.0+).
+    resources: bool,
+    per_page: Option<u32>,
+}
+
+impl ListSource for NodesSource {
+    type Aggregate = NodeView;
+
+    fn name(&self) -> &'static str {
+        "nodes"
+    }
+
+    fn optional(&self) -> bool {
+        true
+    }
+
+    async fn read(
+        &self,
+        api: &NomadApi,
+        block: Option<Block>,
+    ) -> Result<(ListOutcome, Option<NodeView>), NomadError> {
+        let mut query = ListQuery::new("/v1/nodes");
+        if self.resources {
+            query.params.push(("resources", "true".into()));
+        }
+        query.per_page = self.per_page;
+        query.block = block;
+        let mut view = NodeView::default();
+        let outcome = api.list(&query, |node: Node| view.add(&node)).await?;
+        Ok((outcome, Some(view)))
+    }
+}
+
+/// `/v1/allocations` (1.0+) folded into per-node usage.
+struct AllocsSource {
+    rules: LifecycleRules,
+    /// `filter` (1.3+): only non-terminal allocations cross the wire.
+    filter: bool,
+}
+
+/// go-bexpr over the full `Allocation`: the non-terminal ones.
+const NON_TERMINAL_FILTER: &str = r#"DesiredStatus == "run" and ClientStatus != "complete" and ClientStatus != "failed" and ClientStatus != "lost""#;
+
+impl ListSource for AllocsSource {
+    type Aggregate = AllocUsage;
+
+    fn name(&self) -> &'static str {
+        "allocations"
+    }
+
+    fn optional(&self) -> bool {
+        true
+    }
+
+    async fn read(
+        &self,
+        api: &NomadApi,
+        block: Option<Block>,
+    ) -> Result<(ListOutcome, Option<AllocUsage>), NomadError> {
+        let mut query = ListQuery::new("/v1/allocations");
+        query.params = vec![
+            ("namespace", "*".into()),
+            ("resources", "true".into()),
+            ("task_states", "false".into()),
+        ];
+        if self.filter {
+            query.params.push(("filter", NON_TERMINAL_FILTER.into()));
+        }
+        // Not paged: allocation page tokens are broken before 1.10.2 (GH-25435).
+        query.block = block;
+        let mut usage = AllocUsage::new(self.rules);
+        let outcome = api.list(&query, |alloc: Alloc| usage.add(&alloc)).await?;
+        Ok((outcome, Some(usage)))
+    }
+}
+
+/// The watchers of one Nomad version.
+struct Watchers {
+    version: Option<NomadVersion>,
+    jobs: tokio::sync::watch::Receiver<State<JobCounts>>,
+    nodes: tokio::sync::watch::Receiver<State<NodeView>>,
+    allocs: Option<tokio::sync::watch::Receiver<State<AllocUsage>>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// `--server`: job counts over every namespace the token can see, the node
+/// census and the capacity roll-up, each list kept current by a watcher.
 pub struct ServerCollector {
     api: NomadApi,
     /// `NOMAD_NAMESPACE`: only this namespace.
     namespace: Option<String>,
+    per_page: Option<u32>,
+    timing: WatchTiming,
+    request_timeout: Duration,
     version: Option<SeenVersion>,
+    watchers: Option<Watchers>,
+    series: SeriesMemory,
+    shutdown: CancellationToken,
+    /// The leader endpoint answered 404 once (not a real Nomad): skip it.
+    skip_leader_check: bool,
+    capacity_note_logged: bool,
 }
 
 impl ServerCollector {
     #[must_use]
-    pub fn new(api: NomadApi, namespace: Option<String>) -> Self {
+    pub fn new(api: NomadApi, cfg: &Config, shutdown: CancellationToken) -> Self {
         Self {
             api,
-            namespace,
+            namespace: cfg.namespace.clone(),
+            per_page: cfg.page_size,
+            timing: WatchTiming {
+                interval: cfg.interval,
+                wait: watch::MAX_WAIT,
+                resync: cfg.resync,
+            },
+            request_timeout: cfg.nomad.timeout,
             version: None,
+            watchers: None,
+            series: SeriesMemory::default(),
+            shutdown,
+            skip_leader_check: false,
+            capacity_note_logged: false,
         }
     }
 
     /// The agent's version; `None` when the token may not read
-    /// `/v1/agent/self` (then the namespace is found by trying).
+    /// `/v1/agent/self`.
     async fn version(&mut self) -> Result<Option<NomadVersion>, NomadError> {
         if let Some(seen) = self.version.filter(SeenVersion::fresh) {
             return Ok(seen.version);
@@ -330,19 +545,139 @@ impl ServerCollector {
         Ok(version)
     }
 
-    async fn count(&self, namespace: Option<&str>) -> Result<JobCounts, NomadError> {
-        let mut counts = JobCounts::default();
-        self.api
-            .for_each_job(namespace, |job| counts.add(&job))
-            .await?;
-        if counts.unrecognised > 0 {
-            tracing::debug!(
-                jobs = counts.unrecognised,
-                "jobs with an unknown status were not counted"
-            );
+    fn start_watchers(&mut self, version: Option<NomadVersion>) {
+        let at_least =
+            |major, minor| version.is_none_or(|v| v >= NomadVersion::new(major, minor, 0));
+        let stop = self.shutdown.child_token();
+        let per_page = self.per_page.filter(|_| at_least(1, 3));
+        let (namespace, fallback_to_default) = match (&self.namespace, version) {
+            (Some(ns), _) => (Some(ns.clone()), false),
+            // 0.5–0.6 ignore `namespace`; 0.7–0.11 read `*` as a literal
+            // namespace name and answer `[]`: list the default namespace.
+            (None, Some(v)) if v < NomadVersion::new(0, 12, 0) => (None, false),
+            (None, Some(_)) => (Some("*".to_owned()), false),
+            (None, None) => (Some("*".to_owned()), true),
+        };
+        let jobs = JobsSource {
+            namespace,
+            per_page,
+            fallback_to_default,
+        };
+        let (jobs, _) = watch::spawn(jobs, self.api.clone(), self.timing, stop.clone());
+        let nodes = NodesSource {
+            resources: at_least(1, 0),
+            per_page,
+        };
+        let (nodes, _) = watch::spawn(nodes, self.api.clone(), self.timing, stop.clone());
+        let allocs = at_least(1, 0).then(|| {
+            let source = AllocsSource {
+                rules: LifecycleRules::for_version(version),
+                filter: at_least(1, 3),
+            };
+            watch::spawn(source, self.api.clone(), self.timing, stop.clone()).0
+        });
+        if allocs.is_none() && !self.capacity_note_logged {
+            self.capacity_note_logged = true;
+            tracing::info!("Nomad before 1.0 lists no resources: capacity gauges are off (node census and job counts are on)");
         }
-        Ok(counts)
+        self.watchers = Some(Watchers {
+            version,
+            jobs,
+            nodes,
+            allocs,
+            stop,
+        });
     }
+
+    /// Cheap liveness check each poll, so that a Nomad that stopped answering
+    /// shows within one interval even while a blocking query is parked.
+    async fn check_leader(&mut self) -> Result<(), PollError> {
+        if self.skip_leader_check {
+            return Ok(());
+        }
+        match self.api.leader().await {
+            Ok(leader) if leader.is_empty() => Err(PollError::NoLeader),
+            Ok(_) => Ok(()),
+            Err(err) if err.is_not_found() => {
+                tracing::debug!("/v1/status/leader not found; skipping the leader check");
+                self.skip_leader_check = true;
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn try_poll(&mut self) -> Polled {
+        let version = match self.version().await {
+            Ok(v) => v,
+            Err(err) => return Err(err.into()).into(),
+        };
+        if self.watchers.as_ref().is_none_or(|w| w.version != version) {
+            self.start_watchers(version);
+        }
+        let Some(w) = self.watchers.as_mut() else {
+            return Polled::default();
+        };
+        let limit = self.request_timeout;
+        tokio::join!(
+            watch::first_answer(&mut w.jobs, limit),
+            watch::first_answer(&mut w.nodes, limit),
+            async {
+                if let Some(a) = w.allocs.as_mut() {
+                    watch::first_answer(a, limit).await;
+                }
+            },
+        );
+        let jobs = w.jobs.borrow().clone();
+        let nodes = w.nodes.borrow().clone();
+        let allocs = w.allocs.as_ref().map(|a| a.borrow().clone());
+        let mut polled = Polled::default();
+        if let Err(err) = self.check_leader().await {
+            polled.error = Some(err);
+            return polled;
+        }
+        let mut fill: Vec<&'static str> = Vec::new();
+        match jobs {
+            State::Ready(counts) => {
+                polled.gauges.extend(counts.gauges());
+                polled.gauges.extend(counts.by_type_gauges());
+                fill.extend(&ZERO_FILLED[..4]);
+            }
+            other => note_failure(&mut polled, "jobs", &other),
+        }
+        match (&nodes, &allocs) {
+            (State::Ready(view), _) => {
+                polled.gauges.extend(view.census_gauges());
+                fill.extend(&ZERO_FILLED[4..8]);
+                if let Some(State::Ready(usage)) = &allocs {
+                    if view.has_capacity() {
+                        polled.gauges.extend(capacity_gauges(view, usage));
+                        fill.extend(&ZERO_FILLED[8..]);
+                    }
+                }
+            }
+            (other, _) => note_failure(&mut polled, "nodes", other),
+        }
+        if let Some(other) = allocs.filter(|a| !matches!(a, State::Ready(_))) {
+            note_failure(&mut polled, "allocations", &other);
+        }
+        self.series.fill_zeros(&fill, &mut polled.gauges);
+        polled
+    }
+}
+
+/// Records a non-ready list state as the poll's error (the first one wins);
+/// a disabled optional list is not a failure.
+fn note_failure<A>(polled: &mut Polled, list: &'static str, state: &State<A>) {
+    let err = match state {
+        State::Ready(_) | State::Disabled(_) => return,
+        State::Starting => PollError::NoAnswerYet { list },
+        State::Failed(source) => PollError::Watch {
+            list,
+            source: Arc::clone(source),
+        },
+    };
+    polled.error.get_or_insert(err);
 }
 
 impl Collector for ServerCollector {
@@ -350,35 +685,20 @@ impl Collector for ServerCollector {
         Role::Server
     }
 
-    fn failure_gauge(&self) -> &'static str {
-        gauges::SERVER_POLL_FAILURE
+    fn health_gauges(&self) -> [&'static str; 3] {
+        [
+            gauges::SERVER_POLL_FAILURE,
+            gauges::SERVER_POLL_DURATION_MS,
+            gauges::SERVER_LAST_SUCCESS_AGE_S,
+        ]
     }
 
-    async fn poll(&mut self) -> Result<Vec<Gauge>, PollError> {
-        if let Some(ns) = self.namespace.clone() {
-            return Ok(self.count(Some(&ns)).await?.gauges());
+    async fn poll(&mut self) -> Polled {
+        let polled = self.try_poll().await;
+        if polled.error.is_some() {
+            // Read the version again next time: the failure may be an upgrade.
+            self.version = None;
         }
-        let version = match self.version().await {
-            Ok(v) => v,
-            Err(err) => {
-                self.version = None;
-                return Err(err.into());
-            }
-        };
-        let counts = match version {
-            // 0.5–0.6 ignore `namespace`; 0.7–0.11 read `*` as a literal
-            // namespace name and answer `[]`: list the default namespace.
-            Some(v) if v < NomadVersion::new(0, 12, 0) => self.count(None).await?,
-            Some(_) => self.count(Some("*")).await?,
-            None => {
-                let all = self.count(Some("*")).await?;
-                if all == JobCounts::default() {
-                    self.count(None).await?
-                } else {
-                    all
-                }
-            }
-        };
-        Ok(counts.gauges())
+        polled
     }
 }

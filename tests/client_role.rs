@@ -15,8 +15,8 @@ async fn exact_values_and_tags(version: &str) {
     let values = by_name(&poll);
     assert_eq!(
         values.len(),
-        13,
-        "12 resource gauges + poll_failure: {values:?}"
+        15,
+        "12 resource gauges + poll_failure, poll_duration_ms, last_success_age_s: {values:?}"
     );
     for kind in ["total", "used", "available"] {
         for (i, dim) in DIMENSIONS.iter().enumerate() {
@@ -55,7 +55,7 @@ async fn original_tag_set(version: &str) {
     daemon.stop().await;
     for line in &poll {
         let keys: Vec<&str> = line.tags.iter().map(|(k, _)| k.as_str()).collect();
-        if line.name.ends_with("poll_failure") {
+        if !line.name.contains(".resources.") {
             assert!(keys.is_empty(), "{keys:?}");
         } else {
             assert_eq!(keys, ["drain", "status"], "{}", line.name);
@@ -140,7 +140,12 @@ async fn agent_without_client_fails_the_poll() {
     let poll = statsd.next_poll(CLIENT, WAIT).await;
     daemon.stop().await;
     assert_eq!(
-        by_name(&poll),
-        [(format!("{CLIENT}poll_failure"), 1.0)].into()
+        by_name(&poll).keys().cloned().collect::<Vec<_>>(),
+        [
+            format!("{CLIENT}poll_duration_ms"),
+            format!("{CLIENT}poll_failure")
+        ],
+        "no resource gauges, no last_success_age_s before a success"
     );
+    assert_eq!(by_name(&poll)[&format!("{CLIENT}poll_failure")], 1.0);
 }

@@ -18,10 +18,19 @@ async fn fails_then_recovers(path: &str, fault: Fault) {
             break poll;
         }
     };
+    let stale: Vec<&Line> = failed
+        .iter()
+        .filter(|l| l.name.contains(".resources."))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "a failed poll sends no stale values: {stale:?} ({fault:?})"
+    );
+    let health = by_name(&failed);
     assert_eq!(
-        failed.len(),
-        1,
-        "a failed poll sends poll_failure only, no stale values: {failed:?} ({fault:?})"
+        health.len(),
+        3,
+        "poll_failure, poll_duration_ms, last_success_age_s: {health:?}"
     );
     // Still failing on the next poll (the loop goes on).
     let again = statsd.next_poll(CLIENT, WAIT).await;
@@ -37,7 +46,15 @@ async fn fails_then_recovers(path: &str, fault: Fault) {
             break poll;
         }
     };
-    assert_eq!(recovered.len(), 13, "{fault:?}");
+    assert_eq!(
+        recovered.len(),
+        15,
+        "12 resource + 3 health gauges {fault:?}"
+    );
+    assert_eq!(
+        by_name(&recovered)[&format!("{CLIENT}last_success_age_s")],
+        0.0
+    );
     daemon.stop().await;
     statsd.assert_clean();
 }
@@ -102,9 +119,10 @@ async fn truncated_list() {
     let (nomad, statsd, daemon) = setup("1.11.0", &["--server"], &[]).await;
     nomad.set_fault("/v1/jobs", Fault::Truncated);
     let poll = statsd.next_poll(SERVER, WAIT).await;
-    assert_eq!(
-        by_name(&poll),
-        [(format!("{SERVER}poll_failure"), 1.0)].into()
+    assert_eq!(by_name(&poll)[&format!("{SERVER}poll_failure")], 1.0);
+    assert!(
+        !poll.iter().any(|l| l.name.contains(".jobs")),
+        "no job gauges: {poll:?}"
     );
     nomad.clear_faults();
     statsd
@@ -132,8 +150,10 @@ async fn nomad_unreachable_then_up() {
     ));
     for prefix in [CLIENT, SERVER] {
         let poll = statsd.next_poll(prefix, WAIT).await;
-        assert_eq!(poll.len(), 1);
-        assert_eq!(poll[0].value, 1.0);
+        let values = by_name(&poll);
+        assert_eq!(values[&format!("{prefix}poll_failure")], 1.0);
+        // Only health gauges; no last_success_age_s before any success.
+        assert_eq!(values.len(), 2, "{values:?}");
     }
     let _nomad = FakeNomad::start_on(&format!("127.0.0.1:{port}"), "1.8.0").await;
     statsd

@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod client_role;
 mod degraded;
+mod server_cluster;
 mod server_role;

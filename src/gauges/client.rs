@@ -190,50 +190,54 @@ pub struct UnknownCapacity {
 ///
 /// `UnknownCapacity` when the node carries no capacity block at all.
 pub fn node_total(node: &Node) -> Result<Resources, UnknownCapacity> {
-    let legacy_iops = node.resources.as_ref().map_or(0, |r| r.iops)
-        - node.reserved.as_ref().map_or(0, |r| r.iops);
+    let (capacity, reserved) = node_capacity(node)?;
+    Ok(capacity - reserved)
+}
+
+/// The node's fingerprinted capacity and its reserved resources, each as
+/// Nomad reports them (see `node_total`).
+///
+/// # Errors
+///
+/// `UnknownCapacity` when the node carries no capacity block at all.
+pub fn node_capacity(node: &Node) -> Result<(Resources, Resources), UnknownCapacity> {
+    let unknown = || UnknownCapacity {
+        node_id: node.id.clone(),
+    };
+    let legacy_reserved = node.reserved.clone().unwrap_or_default();
     if let Some(nr) = &node.node_resources {
         let (Some(cpu), Some(memory), Some(disk)) = (&nr.cpu, &nr.memory, &nr.disk) else {
-            return Err(UnknownCapacity {
-                node_id: node.id.clone(),
-            });
+            return Err(unknown());
         };
-        let reserved = node.reserved_resources.as_ref();
+        let r = node.reserved_resources.as_ref();
         let capacity = Resources {
             cpu: cpu.cpu_shares,
             memory: memory.memory_mb,
             disk: disk.disk_mb,
-            iops: 0,
+            iops: node.resources.as_ref().map_or(0, |l| l.iops),
         };
         let reserved = Resources {
-            cpu: reserved
-                .and_then(|r| r.cpu.as_ref())
-                .map_or(0, |c| c.cpu_shares),
-            memory: reserved
-                .and_then(|r| r.memory.as_ref())
-                .map_or(0, |m| m.memory_mb),
-            disk: reserved
-                .and_then(|r| r.disk.as_ref())
-                .map_or(0, |d| d.disk_mb),
-            iops: 0,
+            cpu: r.and_then(|r| r.cpu.as_ref()).map_or(0, |c| c.cpu_shares),
+            memory: r.and_then(|r| r.memory.as_ref()).map_or(0, |m| m.memory_mb),
+            disk: r.and_then(|r| r.disk.as_ref()).map_or(0, |d| d.disk_mb),
+            iops: legacy_reserved.iops,
         };
-        return Ok(Resources {
-            iops: legacy_iops,
-            ..capacity - reserved
-        });
+        return Ok((capacity, reserved));
     }
-    let Some(capacity) = &node.resources else {
-        return Err(UnknownCapacity {
-            node_id: node.id.clone(),
-        });
+    let legacy = node.resources.as_ref().ok_or_else(unknown)?;
+    let capacity = Resources {
+        cpu: legacy.cpu,
+        memory: legacy.memory_mb,
+        disk: legacy.disk_mb,
+        iops: legacy.iops,
     };
-    let reserved = node.reserved.clone().unwrap_or_default();
-    Ok(Resources {
-        cpu: capacity.cpu - reserved.cpu,
-        memory: capacity.memory_mb - reserved.memory_mb,
-        disk: capacity.disk_mb - reserved.disk_mb,
-        iops: legacy_iops,
-    })
+    let reserved = Resources {
+        cpu: legacy_reserved.cpu,
+        memory: legacy_reserved.memory_mb,
+        disk: legacy_reserved.disk_mb,
+        iops: legacy_reserved.iops,
+    };
+    Ok((capacity, reserved))
 }
 
 /// `node_id`, `node_name`, `datacenter`, `node_class` and `node_pool` tags;

@@ -23,8 +23,63 @@ pub const SERVER_JOBS_COMPLETE: &str = "server_agent.jobs.complete";
 /// All other dead jobs: failed, lost, stopped, never ran.
 pub const SERVER_JOBS_DEAD: &str = "server_agent.jobs.dead";
 
+/// Jobs in status `pending` per `type` and `namespace` tag.
+pub const SERVER_JOBS_BY_TYPE_PENDING: &str = "server_agent.jobs_by_type.pending";
+/// Jobs in status `running` per `type` and `namespace`.
+pub const SERVER_JOBS_BY_TYPE_RUNNING: &str = "server_agent.jobs_by_type.running";
+/// Successfully finished dead jobs per `type` and `namespace`.
+pub const SERVER_JOBS_BY_TYPE_COMPLETE: &str = "server_agent.jobs_by_type.complete";
+/// Other dead jobs per `type` and `namespace`.
+pub const SERVER_JOBS_BY_TYPE_DEAD: &str = "server_agent.jobs_by_type.dead";
+
+/// Nodes in status `initializing`, per datacenter/class/pool/drain/eligibility.
+pub const SERVER_NODES_INITIALIZING: &str = "server_agent.nodes.initializing";
+/// Nodes in status `ready`.
+pub const SERVER_NODES_READY: &str = "server_agent.nodes.ready";
+/// Nodes in status `down` (a dead client cannot report itself: only the
+/// servers know).
+pub const SERVER_NODES_DOWN: &str = "server_agent.nodes.down";
+/// Nodes in status `disconnected` (Nomad 1.3+).
+pub const SERVER_NODES_DISCONNECTED: &str = "server_agent.nodes.disconnected";
+
+/// Schedulable CPU per datacenter/class/pool, MHz: Σ (capacity − reserved)
+/// over ready, eligible, non-draining nodes.
+pub const SERVER_CAPACITY_TOTAL_CPU: &str = "server_agent.capacity.total.cpu";
+/// Schedulable memory, MB.
+pub const SERVER_CAPACITY_TOTAL_MEMORY: &str = "server_agent.capacity.total.memory";
+/// Schedulable disk, MB.
+pub const SERVER_CAPACITY_TOTAL_DISK: &str = "server_agent.capacity.total.disk";
+/// CPU reserved for the hosts of schedulable nodes, MHz.
+pub const SERVER_CAPACITY_RESERVED_CPU: &str = "server_agent.capacity.reserved.cpu";
+/// Memory reserved for the hosts, MB.
+pub const SERVER_CAPACITY_RESERVED_MEMORY: &str = "server_agent.capacity.reserved.memory";
+/// Disk reserved for the hosts, MB.
+pub const SERVER_CAPACITY_RESERVED_DISK: &str = "server_agent.capacity.reserved.disk";
+/// CPU of non-terminal allocations on schedulable nodes, MHz.
+pub const SERVER_CAPACITY_ALLOCATED_CPU: &str = "server_agent.capacity.allocated.cpu";
+/// Memory of non-terminal allocations on schedulable nodes, MB.
+pub const SERVER_CAPACITY_ALLOCATED_MEMORY: &str = "server_agent.capacity.allocated.memory";
+/// Disk of non-terminal allocations on schedulable nodes, MB.
+pub const SERVER_CAPACITY_ALLOCATED_DISK: &str = "server_agent.capacity.allocated.disk";
+/// total − allocated CPU, MHz.
+pub const SERVER_CAPACITY_AVAILABLE_CPU: &str = "server_agent.capacity.available.cpu";
+/// total − allocated memory, MB.
+pub const SERVER_CAPACITY_AVAILABLE_MEMORY: &str = "server_agent.capacity.available.memory";
+/// total − allocated disk, MB.
+pub const SERVER_CAPACITY_AVAILABLE_DISK: &str = "server_agent.capacity.available.disk";
+
+/// Wall time of the last `--server` poll, ms (with blocking queries most
+/// polls answer from the cache; the first one includes the full reads).
+pub const SERVER_POLL_DURATION_MS: &str = "server_agent.poll_duration_ms";
+/// Seconds since the last successful `--server` poll (0 right after one).
+pub const SERVER_LAST_SUCCESS_AGE_S: &str = "server_agent.last_success_age_s";
+
 /// 1 if the last `--client` poll failed, else 0.
 pub const CLIENT_POLL_FAILURE: &str = "client_agent.poll_failure";
+/// Wall time of the last `--client` poll, ms.
+pub const CLIENT_POLL_DURATION_MS: &str = "client_agent.poll_duration_ms";
+/// Seconds since the last successful `--client` poll.
+pub const CLIENT_LAST_SUCCESS_AGE_S: &str = "client_agent.last_success_age_s";
 /// CPU the scheduler may allocate on this node, MHz: capacity − reserved.
 pub const CLIENT_TOTAL_CPU: &str = "client_agent.resources.total.cpu";
 /// Memory the scheduler may allocate, MB: capacity − reserved.
@@ -57,7 +112,31 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     (SERVER_JOBS_RUNNING, "jobs"),
     (SERVER_JOBS_COMPLETE, "jobs"),
     (SERVER_JOBS_DEAD, "jobs"),
+    (SERVER_POLL_DURATION_MS, "ms"),
+    (SERVER_LAST_SUCCESS_AGE_S, "s"),
+    (SERVER_JOBS_BY_TYPE_PENDING, "jobs"),
+    (SERVER_JOBS_BY_TYPE_RUNNING, "jobs"),
+    (SERVER_JOBS_BY_TYPE_COMPLETE, "jobs"),
+    (SERVER_JOBS_BY_TYPE_DEAD, "jobs"),
+    (SERVER_NODES_INITIALIZING, "nodes"),
+    (SERVER_NODES_READY, "nodes"),
+    (SERVER_NODES_DOWN, "nodes"),
+    (SERVER_NODES_DISCONNECTED, "nodes"),
+    (SERVER_CAPACITY_TOTAL_CPU, "MHz"),
+    (SERVER_CAPACITY_TOTAL_MEMORY, "MB"),
+    (SERVER_CAPACITY_TOTAL_DISK, "MB"),
+    (SERVER_CAPACITY_RESERVED_CPU, "MHz"),
+    (SERVER_CAPACITY_RESERVED_MEMORY, "MB"),
+    (SERVER_CAPACITY_RESERVED_DISK, "MB"),
+    (SERVER_CAPACITY_ALLOCATED_CPU, "MHz"),
+    (SERVER_CAPACITY_ALLOCATED_MEMORY, "MB"),
+    (SERVER_CAPACITY_ALLOCATED_DISK, "MB"),
+    (SERVER_CAPACITY_AVAILABLE_CPU, "MHz"),
+    (SERVER_CAPACITY_AVAILABLE_MEMORY, "MB"),
+    (SERVER_CAPACITY_AVAILABLE_DISK, "MB"),
     (CLIENT_POLL_FAILURE, "0/1"),
+    (CLIENT_POLL_DURATION_MS, "ms"),
+    (CLIENT_LAST_SUCCESS_AGE_S, "s"),
     (CLIENT_TOTAL_CPU, "MHz"),
     (CLIENT_TOTAL_MEMORY, "MB"),
     (CLIENT_TOTAL_DISK, "MB"),

@@ -109,7 +109,12 @@ impl NomadApi {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(2)
             .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // Blocking queries keep a connection idle for minutes: notice a
+            // peer that vanished (host replaced, network cut) within ~1 min.
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_keepalive_interval(Duration::from_secs(10))
+            .tcp_keepalive_retries(3u32);
 
         let tls = &opts.tls;
         if let Some(path) = &tls.ca_cert {
@@ -208,14 +213,101 @@ impl NomadApi {
     pub async fn node_allocations(&self, node_id: &str) -> Result<Vec<Alloc>, NomadError> {
         let path = format!("/v1/node/{node_id}/allocations");
         let mut allocs = Vec::new();
-        self.for_each_in_list(&path, &[], |alloc: Alloc| allocs.push(alloc))
+        self.list(&ListQuery::new(&path), |alloc: Alloc| allocs.push(alloc))
             .await?;
         Ok(allocs)
     }
 
-    /// `GET /v1/jobs`, handing each stub to `on_job` as it is decoded; the
-    /// list itself is never held in memory. `namespace` is sent as given
-    /// (`*` for all namespaces on 0.12+).
+    /// `GET /v1/status/leader`: the leader's RPC address, `""` when the
+    /// cluster has none. Cheap (no ACL, a few bytes).
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError`.
+    pub async fn leader(&self) -> Result<String, NomadError> {
+        self.get_document("/v1/status/leader", &[]).await
+    }
+
+    /// Reads a list endpoint, page by page when `per_page` is set (Nomad
+    /// 1.3+), handing each element to `on_item` as it is decoded; the list
+    /// itself is never held in memory. With `block`, the first request is a
+    /// blocking query, and an answer whose `X-Nomad-Index` equals
+    /// `block.index` is `Unchanged` and its body is not read.
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError`, including `Paging` when Nomad hands out the same
+    /// page token twice (GH-25435).
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        query: &ListQuery<'_>,
+        mut on_item: impl FnMut(T),
+    ) -> Result<ListOutcome, NomadError> {
+        let mut seen_tokens: Vec<String> = Vec::new();
+        let mut next_token: Option<String> = None;
+        let mut first_index = None;
+        let mut items = 0u64;
+        let mut pages = 0u32;
+        loop {
+            let mut params: Vec<(&str, String)> =
+                query.params.iter().map(|(k, v)| (*k, v.clone())).collect();
+            if let Some(n) = query.per_page {
+                params.push(("per_page", n.to_string()));
+            }
+            if let Some(token) = &next_token {
+                params.push(("next_token", token.clone()));
+            }
+            let block = query.block.filter(|_| pages == 0);
+            let mut timeout = self.timeout;
+            if let Some(b) = block {
+                params.push(("index", b.index.to_string()));
+                params.push(("wait", format!("{}ms", b.wait.as_millis())));
+                // Nomad adds up to wait/16 of jitter before answering.
+                timeout += b.wait + b.wait / 16;
+            }
+            let borrowed: Vec<(&str, &str)> =
+                params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let page = self
+                .read_page(
+                    query.path,
+                    &borrowed,
+                    timeout,
+                    block.map(|b| b.index),
+                    &mut on_item,
+                )
+                .await?;
+            let Some(page) = page else {
+                return Ok(ListOutcome::Unchanged {
+                    index: block.map_or(0, |b| b.index),
+                });
+            };
+            pages += 1;
+            items += page.items;
+            if pages == 1 {
+                first_index = page.index;
+            }
+            match page.next_token {
+                Some(token) if query.per_page.is_some() => {
+                    if seen_tokens.contains(&token) {
+                        return Err(NomadError::Paging {
+                            path: query.path.to_owned(),
+                        });
+                    }
+                    seen_tokens.push(token.clone());
+                    next_token = Some(token);
+                }
+                _ => break,
+            }
+        }
+        Ok(ListOutcome::Read {
+            index: first_index,
+            items,
+            pages,
+        })
+    }
+
+    /// `GET /v1/jobs`, handing each stub to `on_job` as it is decoded.
+    /// `namespace` is sent as given (`*` for all namespaces on 0.12+).
     ///
     /// # Errors
     ///
@@ -225,8 +317,14 @@ impl NomadApi {
         namespace: Option<&str>,
         on_job: impl FnMut(JobStub),
     ) -> Result<u64, NomadError> {
-        let query: Vec<(&str, &str)> = namespace.map(|ns| ("namespace", ns)).into_iter().collect();
-        self.for_each_in_list("/v1/jobs", &query, on_job).await
+        let mut query = ListQuery::new("/v1/jobs");
+        if let Some(ns) = namespace {
+            query.params.push(("namespace", ns.to_owned()));
+        }
+        match self.list(&query, on_job).await? {
+            ListOutcome::Read { items, .. } => Ok(items),
+            ListOutcome::Unchanged { .. } => Ok(0),
+        }
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
@@ -252,9 +350,15 @@ impl NomadApi {
     }
 
     /// Sends a GET and checks the status; the caller reads the body.
-    async fn send(&self, path: &str, query: &[(&str, &str)]) -> Result<Response, NomadError> {
+    async fn send(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Response, NomadError> {
         let url = self.url(path, query);
-        let response = self.http.get(url.clone()).send().await.map_err(|source| {
+        let request = self.http.get(url.clone()).timeout(timeout);
+        let response = request.send().await.map_err(|source| {
             if source.is_timeout() {
                 self.timeout_error(path)
             } else {
@@ -305,7 +409,7 @@ impl NomadApi {
         query: &[(&str, &str)],
     ) -> Result<T, NomadError> {
         let work = async {
-            let response = self.send(path, query).await?;
+            let response = self.send(path, query, self.timeout).await?;
             let content_type = content_type(&response);
             if response
                 .content_length()
@@ -339,23 +443,36 @@ impl NomadApi {
             .unwrap_or_else(|_| Err(self.timeout_error(path)))
     }
 
-    /// Streams a JSON array body, decoding and handing over one element at a
-    /// time. Returns the number of elements.
-    async fn for_each_in_list<T: DeserializeOwned>(
+    /// Reads one page of a list. `None` when `unchanged_at` equals the
+    /// answer's `X-Nomad-Index` (a blocking query that timed out): the body
+    /// is then left unread.
+    async fn read_page<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
-        mut on_item: impl FnMut(T),
-    ) -> Result<u64, NomadError> {
+        timeout: Duration,
+        unchanged_at: Option<u64>,
+        on_item: &mut impl FnMut(T),
+    ) -> Result<Option<Page>, NomadError> {
         let work = async {
-            let response = self.send(path, query).await?;
+            let response = self.send(path, query, timeout).await?;
+            let index = header_u64(&response, "x-nomad-index");
+            if unchanged_at.is_some() && index == unchanged_at {
+                return Ok(None);
+            }
+            let next_token = response
+                .headers()
+                .get("x-nomad-nexttoken")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned);
             let content_type = content_type(&response);
             let mut framer = ArrayFramer::new(MAX_ELEMENT_BYTES);
-            let mut count = 0u64;
+            let mut items = 0u64;
             let mut total = 0u64;
             let mut decode = |bytes: &[u8]| -> Result<(), serde_json::Error> {
                 on_item(serde_json::from_slice(bytes)?);
-                count += 1;
+                items += 1;
                 Ok(())
             };
             let frame_err = |e: FeedError<serde_json::Error>| match e {
@@ -389,12 +506,75 @@ impl NomadApi {
             framer
                 .finish()
                 .map_err(|f| frame_err(FeedError::Frame(f)))?;
-            Ok(count)
+            Ok(Some(Page {
+                index,
+                next_token,
+                items,
+            }))
         };
-        tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(timeout, work)
             .await
             .unwrap_or_else(|_| Err(self.timeout_error(path)))
     }
+}
+
+/// How to read a list endpoint.
+#[derive(Debug, Clone)]
+pub struct ListQuery<'a> {
+    pub path: &'a str,
+    /// Query parameters besides paging and blocking (`namespace`, `filter`…).
+    pub params: Vec<(&'static str, String)>,
+    /// Page size (Nomad 1.3+); `None` reads the whole list in one answer.
+    pub per_page: Option<u32>,
+    /// Make the first request a blocking query.
+    pub block: Option<Block>,
+}
+
+impl<'a> ListQuery<'a> {
+    #[must_use]
+    pub fn new(path: &'a str) -> Self {
+        Self {
+            path,
+            params: Vec::new(),
+            per_page: None,
+            block: None,
+        }
+    }
+}
+
+/// A blocking query: answer once the index moves past `index`, or after
+/// `wait` (Nomad caps it at 5 minutes) with the current data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub index: u64,
+    pub wait: Duration,
+}
+
+/// What a list read produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOutcome {
+    /// A blocking query timed out with the index unchanged; nothing was read.
+    Unchanged { index: u64 },
+    /// The list was read; `index` is the first page's `X-Nomad-Index`.
+    Read {
+        index: Option<u64>,
+        items: u64,
+        pages: u32,
+    },
+}
+
+struct Page {
+    index: Option<u64>,
+    next_token: Option<String>,
+    items: u64,
+}
+
+fn header_u64(response: &Response, name: &str) -> Option<u64> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn content_type(response: &Response) -> String {

@@ -47,6 +47,10 @@ pub enum NomadError {
         #[source]
         source: serde_json::Error,
     },
+    /// Nomad handed out the same page token twice (GH-25435): paging would
+    /// never end.
+    #[error("Nomad repeated a page token for {path}; stopped paging")]
+    Paging { path: String },
     /// The answer is well-formed but lacks what the daemon needs.
     #[error("{path}: {what}")]
     Missing { path: String, what: &'static str },

@@ -110,7 +110,9 @@ impl fmt::Display for NomadVersion {
     }
 }
 
-/// `GET /v1/node/<id>`: the full node, trimmed to what the gauges need.
+/// `GET /v1/node/<id>` (the full node) or one element of `GET /v1/nodes`
+/// (a `NodeListStub`, which has the same field names), trimmed to what the
+/// gauges need.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Node {
@@ -134,7 +136,11 @@ pub struct Node {
     /// `initializing`, `ready`, `down`, `disconnected` (1.3+).
     #[serde(default)]
     pub status: String,
-    /// 0.9+: fingerprinted capacity.
+    /// 0.8+: `eligible` or `ineligible`.
+    #[serde(default)]
+    pub scheduling_eligibility: Option<String>,
+    /// 0.9+ (on list stubs only with `?resources=true`, 1.0+): fingerprinted
+    /// capacity.
     #[serde(default)]
     pub node_resources: Option<NodeResources>,
     /// 0.9+: what the agent config reserves for the host.
@@ -218,12 +224,15 @@ pub struct DiskMb {
 }
 
 /// One element of `GET /v1/node/<id>/allocations` (a full allocation; the
-/// embedded `Job` is skipped while parsing).
+/// embedded `Job` is skipped while parsing) or of `GET /v1/allocations` (a
+/// stub: no legacy `Resources`; `AllocatedResources` with `?resources=true`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Alloc {
     #[serde(rename = "ID", default)]
     pub id: String,
+    #[serde(rename = "NodeID", default)]
+    pub node_id: String,
     /// `run`, `stop`, `evict`.
     #[serde(default)]
     pub desired_status: String,

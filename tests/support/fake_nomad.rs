@@ -61,6 +61,28 @@ pub struct Request {
     pub headers: HashMap<String, String>,
 }
 
+/// The three list endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum List {
+    Jobs,
+    Nodes,
+    Allocations,
+}
+
+/// One list element, pre-rendered (compact JSON), with what paging and
+/// filtering need.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// `Namespace` where the element has one.
+    pub namespace: Option<String>,
+    /// The page token naming this element (jobs: `<ns>.<id>`; else the ID).
+    pub token: String,
+    pub json: Vec<u8>,
+    /// Element without the resources keys (for requests without
+    /// `?resources=true`, or on Nomad before 1.0).
+    pub json_lean: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     faults: Vec<(String, Fault)>,
@@ -69,6 +91,10 @@ struct State {
     overrides: HashMap<&'static str, Value>,
     /// Overrides the JSON answer for exactly this path (e.g. an extra node).
     path_overrides: HashMap<String, Value>,
+    /// Lists, from the fixtures or synthetic.
+    lists: HashMap<List, Arc<Vec<Item>>>,
+    /// `X-Nomad-Index` per list; blocking queries wait for it to move.
+    indexes: HashMap<List, u64>,
 }
 
 /// A running fake Nomad.
@@ -76,6 +102,7 @@ pub struct FakeNomad {
     pub addr: SocketAddr,
     pub version: String,
     state: Arc<Mutex<State>>,
+    changed: Arc<tokio::sync::Notify>,
     task: JoinHandle<()>,
 }
 
@@ -122,18 +149,29 @@ impl FakeNomad {
         );
         let listener = TcpListener::bind(listen).await.expect("bind fake Nomad");
         let addr = listener.local_addr().expect("local addr");
-        let state = Arc::new(Mutex::new(State::default()));
-        let shared = Arc::clone(&state);
+        let mut st = State::default();
+        for (list, file) in [
+            (List::Jobs, "jobs.json"),
+            (List::Nodes, "nodes.json"),
+            (List::Allocations, "allocations.json"),
+        ] {
+            let items = items_from_fixture(list, &fixture(version, file));
+            st.lists.insert(list, Arc::new(items));
+            st.indexes.insert(list, 1000);
+        }
+        let state = Arc::new(Mutex::new(st));
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
         let v = version.to_owned();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let state = Arc::clone(&shared);
+                let (state, notify) = (Arc::clone(&shared), Arc::clone(&notify));
                 let v = v.clone();
                 tokio::spawn(async move {
-                    let _ = serve_connection(stream, &v, &state).await;
+                    let _ = serve_connection(stream, &v, &state, &notify).await;
                 });
             }
         });
@@ -141,8 +179,35 @@ impl FakeNomad {
             addr,
             version: version.to_owned(),
             state,
+            changed,
             task,
         }
+    }
+
+    /// Replaces a list (e.g. with synthetic items) and moves its index.
+    pub fn set_list(&self, list: List, items: Vec<Item>) {
+        let mut st = self.state.lock().unwrap();
+        st.lists.insert(list, Arc::new(items));
+        *st.indexes.entry(list).or_insert(0) += 1;
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    /// Sets a list's `X-Nomad-Index` (up: a change; down: a snapshot restore)
+    /// and wakes parked blocking queries.
+    pub fn set_index(&self, list: List, index: u64) {
+        self.state.lock().unwrap().indexes.insert(list, index);
+        self.changed.notify_waiters();
+    }
+
+    /// A list's current index.
+    pub fn index(&self, list: List) -> u64 {
+        self.state.lock().unwrap().indexes[&list]
+    }
+
+    /// The items of a list.
+    pub fn list(&self, list: List) -> Arc<Vec<Item>> {
+        Arc::clone(&self.state.lock().unwrap().lists[&list])
     }
 
     /// `http://127.0.0.1:PORT`
@@ -197,6 +262,7 @@ async fn serve_connection(
     mut stream: TcpStream,
     version: &str,
     state: &Mutex<State>,
+    changed: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
@@ -236,6 +302,7 @@ async fn serve_connection(
                     body.as_bytes(),
                     false,
                     None,
+                    None,
                 )
                 .await?
             }
@@ -255,6 +322,7 @@ async fn serve_connection(
                     b"<!DOCTYPE html><html><body><h1>Gateway</h1></body></html>",
                     gzip,
                     None,
+                    None,
                 )
                 .await?
             }
@@ -266,11 +334,12 @@ async fn serve_connection(
                     b"{\"ID\": \"x\", oops",
                     gzip,
                     None,
+                    None,
                 )
                 .await?
             }
             Some(Fault::Empty) => {
-                write_response(&mut stream, 200, "application/json", b"", false, None).await?
+                write_response(&mut stream, 200, "application/json", b"", false, None, None).await?
             }
             Some(Fault::Truncated) => {
                 let body = route(&request, version, state).1;
@@ -305,8 +374,67 @@ async fn serve_connection(
                     write_chunk(&mut stream, &block).await?;
                 }
             }
-            None => answer(&mut stream, &request, version, state, gzip).await?,
+            None => {
+                block_if_asked(&request, state, changed).await;
+                answer(&mut stream, &request, version, state, gzip).await?;
+            }
         }
+    }
+}
+
+/// A blocking query (`?index=N&wait=D`) on a list waits until the list's
+/// index passes N or D elapses, as Nomad does.
+async fn block_if_asked(request: &Request, state: &Mutex<State>, changed: &tokio::sync::Notify) {
+    let Some(list) = list_of(&request.path) else {
+        return;
+    };
+    let Some(index) = request
+        .query
+        .get("index")
+        .and_then(|i| i.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if index == 0 {
+        return;
+    }
+    let wait = request
+        .query
+        .get("wait")
+        .map_or(Duration::from_secs(300), |w| parse_go_duration(w));
+    let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
+    loop {
+        let notified = changed.notified();
+        if state.lock().unwrap().indexes[&list] != index {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn list_of(path: &str) -> Option<List> {
+    match path {
+        "/v1/jobs" => Some(List::Jobs),
+        "/v1/nodes" => Some(List::Nodes),
+        "/v1/allocations" => Some(List::Allocations),
+        _ => None,
+    }
+}
+
+/// `500ms`, `10s`, `5m`, `300000ms` (what the daemon sends).
+fn parse_go_duration(text: &str) -> Duration {
+    let (num, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = num.parse().unwrap_or(0);
+    match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        _ => Duration::from_secs(300),
     }
 }
 
@@ -317,7 +445,7 @@ async fn answer(
     state: &Mutex<State>,
     gzip: bool,
 ) -> std::io::Result<()> {
-    let (status, body, index) = route(request, version, state);
+    let (status, body, index, next_token) = route(request, version, state);
     let content_type = if status == 200 {
         "application/json"
     } else {
@@ -330,14 +458,41 @@ async fn answer(
         &body,
         gzip && status == 200,
         index,
+        next_token,
     )
     .await
 }
 
-/// What real Nomad of `version` answers: (status, body, X-Nomad-Index).
-fn route(request: &Request, version: &str, state: &Mutex<State>) -> (u16, Vec<u8>, Option<u64>) {
-    let (major, minor, _) = parse_version(version);
-    let has_namespaces = (major, minor) >= (0, 12);
+/// What real Nomad of `version` answers: (status, body, X-Nomad-Index,
+/// X-Nomad-NextToken).
+fn route(
+    request: &Request,
+    version: &str,
+    state: &Mutex<State>,
+) -> (u16, Vec<u8>, Option<u64>, Option<String>) {
+    let (status, body, index) = route_inner(request, version, state);
+    match body {
+        Answer::Page(body, next) => (status, body, index, next),
+        Answer::Body(body) => (status, body, index, None),
+    }
+}
+
+enum Answer {
+    Body(Vec<u8>),
+    Page(Vec<u8>, Option<String>),
+}
+
+impl From<Vec<u8>> for Answer {
+    fn from(body: Vec<u8>) -> Self {
+        Answer::Body(body)
+    }
+}
+
+fn route_inner(
+    request: &Request,
+    version: &str,
+    state: &Mutex<State>,
+) -> (u16, Answer, Option<u64>) {
     let load = |file: &'static str| -> Value {
         let st = state.lock().unwrap();
         st.overrides
@@ -346,46 +501,38 @@ fn route(request: &Request, version: &str, state: &Mutex<State>) -> (u16, Vec<u8
             .unwrap_or_else(|| fixture(version, file))
     };
     if let Some(v) = state.lock().unwrap().path_overrides.get(&request.path) {
-        return (200, serde_json::to_vec(v).unwrap(), Some(100));
+        return (200, compact(v).into(), Some(100));
     }
     if request.method != "GET" {
-        return (405, b"Invalid method".to_vec(), None);
+        return (405, b"Invalid method".to_vec().into(), None);
     }
     let node = load("node.json");
     let node_id = node["ID"].as_str().unwrap_or_default().to_owned();
     let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["v1", "agent", "self"] => (200, compact(&load("agent-self.json")), None),
-        ["v1", "node", id] if *id == node_id => (200, compact(&node), Some(52277)),
-        ["v1", "node", _] => (404, b"node not found".to_vec(), None),
-        ["v1", "node", id, "allocations"] if *id == node_id => {
-            (200, compact(&load("node-allocations.json")), Some(52279))
+        ["v1", "agent", "self"] => (200, compact(&load("agent-self.json")).into(), None),
+        ["v1", "node", id] if *id == node_id => (200, compact(&node).into(), Some(52277)),
+        ["v1", "node", _] => (404, b"node not found".to_vec().into(), None),
+        ["v1", "node", id, "allocations"] if *id == node_id => (
+            200,
+            compact(&load("node-allocations.json")).into(),
+            Some(52279),
+        ),
+        ["v1", "node", _, "allocations"] => (200, b"[]".to_vec().into(), Some(1)),
+        ["v1", "jobs" | "nodes" | "allocations"] => {
+            // Before 1.3, `filter` and `per_page` are ignored, as by Nomad.
+            let list = list_of(&request.path).expect("list path");
+            match list_page(request, version, state, list) {
+                Ok((body, next)) => (
+                    200,
+                    Answer::Page(body, next),
+                    Some(state.lock().unwrap().indexes[&list]),
+                ),
+                Err(msg) => (400, msg.into_bytes().into(), None),
+            }
         }
-        ["v1", "node", _, "allocations"] => (200, b"[]".to_vec(), Some(1)),
-        ["v1", "jobs"] => {
-            let jobs = load("jobs.json");
-            let ns = request.query.get("namespace").map(String::as_str);
-            let listed: Vec<Value> = match (has_namespaces, (major, minor) >= (0, 7), ns) {
-                // 0.5/0.6: no namespaces, the parameter is ignored.
-                (_, false, _) => jobs.as_array().cloned().unwrap_or_default(),
-                // 0.7-0.11: `*` is a literal namespace name; only `default` exists.
-                (false, true, Some(ns)) if ns != "default" => Vec::new(),
-                (false, true, _) => jobs.as_array().cloned().unwrap_or_default(),
-                (true, _, Some("*")) => jobs.as_array().cloned().unwrap_or_default(),
-                (true, _, ns) => {
-                    let want = ns.unwrap_or("default");
-                    jobs.as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|j| j["Namespace"].as_str() == Some(want))
-                        .cloned()
-                        .collect()
-                }
-            };
-            (200, compact(&Value::Array(listed)), Some(742))
-        }
-        ["v1", "status", "leader"] => (200, b"\"10.0.0.5:4647\"".to_vec(), None),
-        _ => (404, b"404 page not found".to_vec(), None),
+        ["v1", "status", "leader"] => (200, b"\"10.0.0.5:4647\"".to_vec().into(), None),
+        _ => (404, b"404 page not found".to_vec().into(), None),
     }
 }
 
@@ -402,6 +549,7 @@ async fn write_response(
     body: &[u8],
     gzip: bool,
     index: Option<u64>,
+    next_token: Option<String>,
 ) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
@@ -428,6 +576,9 @@ async fn write_response(
         head.push_str(&format!(
             "X-Nomad-Index: {index}\r\nX-Nomad-Knownleader: true\r\nX-Nomad-Lastcontact: 0\r\n"
         ));
+    }
+    if let Some(token) = next_token {
+        head.push_str(&format!("X-Nomad-Nexttoken: {token}\r\n"));
     }
     if gzip {
         head.push_str("Content-Encoding: gzip\r\n");
@@ -480,4 +631,194 @@ fn parse_head(head: &str) -> Request {
         query,
         headers,
     }
+}
+
+/// Which items of `list` a request selects (namespace semantics per version),
+/// and the page it asks for: (body, next token).
+fn list_page(
+    request: &Request,
+    version: &str,
+    state: &Mutex<State>,
+    list: List,
+) -> Result<(Vec<u8>, Option<String>), String> {
+    let (major, minor, _) = parse_version(version);
+    let items = Arc::clone(&state.lock().unwrap().lists[&list]);
+    let ns = request.query.get("namespace").map(String::as_str);
+    let namespaces = (major, minor) >= (0, 12);
+    let selected = |item: &Item| -> bool {
+        match (namespaces, (major, minor) >= (0, 7), ns) {
+            // 0.5/0.6: no namespaces, the parameter is ignored.
+            (_, false, _) => true,
+            // 0.7-0.11: `*` is a literal namespace name; only `default` exists.
+            (false, true, Some(ns)) => ns == "default",
+            (false, true, None) => true,
+            (true, _, Some("*")) => true,
+            (true, _, ns) => {
+                list == List::Nodes || item.namespace.as_deref() == Some(ns.unwrap_or("default"))
+            }
+        }
+    };
+    let paging = (major, minor) >= (1, 3) && list != List::Allocations;
+    let per_page =
+        if paging {
+            match request.query.get("per_page") {
+                Some(p) => Some(p.parse::<usize>().map_err(|_| {
+                    "Expect a number for `per_page` query string parameter".to_owned()
+                })?),
+                None => None,
+            }
+        } else {
+            None
+        };
+    let start_token = request.query.get("next_token").filter(|_| paging);
+    let with_resources = (major, minor) >= (1, 0)
+        && request.query.get("resources").map(String::as_str) == Some("true");
+    let mut body = Vec::with_capacity(64 * 1024);
+    body.push(b'[');
+    let mut count = 0usize;
+    let mut next = None;
+    let mut started = start_token.is_none();
+    for item in items.iter().filter(|i| selected(i)) {
+        if !started {
+            // Tokens name the first item of the next page (inclusive).
+            if Some(&item.token) >= start_token {
+                started = true;
+            } else {
+                continue;
+            }
+        }
+        if per_page.is_some_and(|n| n > 0 && count == n) {
+            next = Some(item.token.clone());
+            break;
+        }
+        if count > 0 {
+            body.push(b',');
+        }
+        let json = match (&item.json_lean, with_resources) {
+            (Some(lean), false) => lean,
+            _ => &item.json,
+        };
+        body.extend_from_slice(json);
+        count += 1;
+    }
+    body.push(b']');
+    Ok((body, next))
+}
+
+/// Items of a fixture list, in the order Nomad lists them.
+fn items_from_fixture(list: List, value: &Value) -> Vec<Item> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let id = v["ID"].as_str().unwrap_or_default().to_owned();
+            let namespace = v["Namespace"].as_str().map(str::to_owned);
+            let token = match (list, &namespace) {
+                (List::Jobs, Some(ns)) => format!("{ns}.{id}"),
+                _ => id,
+            };
+            let lean = (list != List::Jobs).then(|| {
+                let mut lean = v.clone();
+                if let Some(o) = lean.as_object_mut() {
+                    for key in ["NodeResources", "ReservedResources", "AllocatedResources"] {
+                        o.remove(key);
+                    }
+                }
+                compact(&lean)
+            });
+            Item {
+                namespace,
+                token,
+                json: compact(v),
+                json_lean: lean,
+            }
+        })
+        .collect()
+}
+
+/// Sizes of a synthetic cluster (Nomad 1.10 shapes).
+#[derive(Debug, Clone, Copy)]
+pub struct Synthetic {
+    pub jobs: usize,
+    pub nodes: usize,
+    pub allocs: usize,
+}
+
+/// Synthetic list items shaped like Nomad 1.10's, deterministic. Jobs
+/// cycle through statuses and types over 4 namespaces; nodes over 2
+/// datacenters × 3 classes; allocations spread over the nodes.
+pub fn synthetic(list: List, n: usize, nodes: usize) -> Vec<Item> {
+    let mut items: Vec<Item> = (0..n)
+        .map(|i| match list {
+            List::Jobs => {
+                let ns = ["default", "ci", "batch", "ops"][i % 4];
+                let id = format!("build-{i:07}");
+                let (status, summary) = match i % 10 {
+                    0 => ("pending", (0, 0, 0)),
+                    1 | 2 => ("running", (0, 0, 0)),
+                    3..=6 => ("dead", (1, 0, 0)),
+                    7 => ("dead", (1, 1, 0)),
+                    8 => ("dead", (0, 0, 1)),
+                    _ => ("dead", (0, 1, 0)),
+                };
+                let jtype = ["batch", "batch", "service", "sysbatch"][i % 4];
+                let json = format!(
+                    concat!(
+                        r#"{{"ID":"{id}","ParentID":"","Name":"{id}","Namespace":"{ns}","Datacenters":["dc1"],"NodePool":"default","Multiregion":null,"#,
+                        r#""Type":"{jtype}","Priority":50,"Periodic":false,"ParameterizedJob":false,"Stop":false,"Status":"{status}","StatusDescription":"","#,
+                        r#""JobSummary":{{"JobID":"{id}","Namespace":"{ns}","Summary":{{"build":{{"Queued":0,"Complete":{c},"Failed":{f},"Running":{r},"Starting":0,"Lost":{l},"Unknown":0}}}},"#,
+                        r#""Children":{{"Pending":0,"Running":0,"Dead":0}},"CreateIndex":{ci},"ModifyIndex":{mi}}},"CreateIndex":{ci},"ModifyIndex":{mi},"JobModifyIndex":{ci},"SubmitTime":1772439000000000000}}"#
+                    ),
+                    id = id, ns = ns, jtype = jtype, status = status,
+                    c = summary.0, f = summary.1, l = summary.2, r = u8::from(status == "running"),
+                    ci = 1000 + i, mi = 1005 + i,
+                );
+                Item { namespace: Some(ns.to_owned()), token: format!("{ns}.{id}"), json: json.into_bytes(), json_lean: None }
+            }
+            List::Nodes => {
+                let id = node_uuid(i);
+                let dc = ["dc1", "dc2"][i % 2];
+                let class = ["builder", "general", "gpu"][i % 3];
+                let status = if i % 50 == 0 { "down" } else { "ready" };
+                let head = format!(
+                    r#"{{"Address":"10.1.{}.{}","ID":"{id}","Datacenter":"{dc}","Name":"node-{i}","NodePool":"default","NodeClass":"{class}","Version":"1.10.3","Drain":false,"SchedulingEligibility":"eligible","Status":"{status}","StatusDescription":"","Drivers":{{"docker":{{"Detected":true,"Healthy":true}}}},"HostVolumes":null,"#,
+                    i / 250, i % 250,
+                );
+                let res = r#""NodeResources":{"Cpu":{"CpuShares":32000},"Memory":{"MemoryMB":64000},"Disk":{"DiskMB":400000},"Networks":null},"ReservedResources":{"Cpu":{"CpuShares":1000},"Memory":{"MemoryMB":1024},"Disk":{"DiskMB":10000},"Networks":{"ReservedHostPorts":"22"}},"#;
+                let tail = r#""LastDrain":null,"CreateIndex":40,"ModifyIndex":52277}"#;
+                Item {
+                    namespace: None,
+                    token: id,
+                    json: format!("{head}{res}{tail}").into_bytes(),
+                    json_lean: Some(format!("{head}{tail}").into_bytes()),
+                }
+            }
+            List::Allocations => {
+                let id = format!("a{:07}-0000-4000-8000-{:012}", i % 10_000_000, i);
+                let node = node_uuid(i % nodes.max(1));
+                let client = ["running", "running", "pending", "complete", "failed"][i % 5];
+                let head = format!(
+                    r#"{{"ID":"{id}","EvalID":"e0000000-0000-4000-8000-000000000000","Name":"build.build[0]","Namespace":"ci","NodeID":"{node}","NodeName":"node","JobID":"build-{i}","JobType":"batch","JobVersion":0,"TaskGroup":"build","#
+                );
+                let res = r#""AllocatedResources":{"Tasks":{"build":{"Cpu":{"CpuShares":500,"ReservedCores":null},"Memory":{"MemoryMB":1024,"MemoryMaxMB":0},"Networks":null,"Devices":null},"init":{"Cpu":{"CpuShares":100,"ReservedCores":null},"Memory":{"MemoryMB":64,"MemoryMaxMB":0},"Networks":null,"Devices":null}},"TaskLifecycles":{"build":null,"init":{"Hook":"prestart","Sidecar":false}},"Shared":{"Networks":null,"DiskMB":300,"Ports":null}},"#;
+                let tail = format!(
+                    r#""DesiredStatus":"run","DesiredDescription":"","ClientStatus":"{client}","ClientDescription":"","DesiredTransition":{{"Migrate":null,"Reschedule":null,"ForceReschedule":null,"NoShutdownDelay":null}},"TaskStates":null,"DeploymentStatus":null,"FollowupEvalID":"","NextAllocation":"","RescheduleTracker":null,"PreemptedAllocations":null,"PreemptedByAllocation":"","CreateIndex":{ci},"ModifyIndex":{ci},"CreateTime":1772440000000000000,"ModifyTime":1772445700000000000}}"#,
+                    ci = 2000 + i
+                );
+                Item {
+                    namespace: Some("ci".to_owned()),
+                    token: id,
+                    json: format!("{head}{res}{tail}").into_bytes(),
+                    json_lean: Some(format!("{head}{tail}").into_bytes()),
+                }
+            }
+        })
+        .collect();
+    items.sort_by(|a, b| (&a.namespace, &a.token).cmp(&(&b.namespace, &b.token)));
+    items
+}
+
+fn node_uuid(i: usize) -> String {
+    format!("{:08x}-0000-4000-8000-{:012x}", i, i)
 }

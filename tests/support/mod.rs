@@ -98,17 +98,41 @@ pub async fn setup(
     (nomad, statsd, daemon)
 }
 
-/// `name → value` of a poll, asserting each name appears once.
+/// `name → value` of a poll. A name sent with several tag sets (one series
+/// each) maps to its first value; the same series twice fails the test.
 pub fn by_name(lines: &[Line]) -> std::collections::BTreeMap<String, f64> {
+    series(lines);
     let mut map = std::collections::BTreeMap::new();
     for l in lines {
+        map.entry(l.name.clone()).or_insert(l.value);
+    }
+    map
+}
+
+/// `"name|k:v,k2:v2" → value` (tags sorted) of a poll; a series sent twice
+/// in one poll fails the test.
+pub fn series(lines: &[Line]) -> std::collections::BTreeMap<String, f64> {
+    let mut map = std::collections::BTreeMap::new();
+    for l in lines {
+        let key = format!("{}|{}", l.name, l.tag_set().join(","));
         assert!(
-            map.insert(l.name.clone(), l.value).is_none(),
-            "{} sent twice in one poll",
-            l.name
+            map.insert(key.clone(), l.value).is_none(),
+            "{key} sent twice in one poll"
         );
     }
     map
+}
+
+/// Polls `cond` every 10 ms until it holds; panics after `WAIT`.
+pub async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Runs the body once per fixture version, as a separately named test each.
