@@ -24,6 +24,10 @@ pub enum Command {
 }
 
 const ENV_HELP: &str = "\
+DogStatsD destination, first match wins: --dry-run; --statsd-socket;
+--statsd-host/--statsd-port; DD_DOGSTATSD_URL; DD_DOGSTATSD_SOCKET;
+DD_AGENT_HOST/DD_DOGSTATSD_PORT; 127.0.0.1:8125.
+
 Nomad environment (read as the `nomad` CLI reads it):
   NOMAD_TOKEN            ACL token, sent as X-Nomad-Token (never logged)
   NOMAD_REGION           region to query
@@ -42,15 +46,26 @@ pub struct StartArgs {
           default_value = "http://127.0.0.1:4646", value_parser = parse_nomad_uri)]
     pub nomad_uri: Url,
 
-    /// DogStatsD host name or IP (re-resolved every 30 s).
-    #[arg(long, env = "DD_AGENT_HOST", value_name = "HOST", default_value = "127.0.0.1",
-          value_parser = parse_host)]
-    pub statsd_host: String,
+    /// DogStatsD host name or IP, re-resolved every 30 s
+    /// [env: DD_AGENT_HOST] [default: 127.0.0.1].
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    pub statsd_host: Option<String>,
 
-    /// DogStatsD UDP port.
-    #[arg(long, env = "DD_DOGSTATSD_PORT", value_name = "PORT", default_value_t = 8125,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub statsd_port: u16,
+    /// DogStatsD UDP port [env: DD_DOGSTATSD_PORT] [default: 8125].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub statsd_port: Option<u16>,
+
+    /// DogStatsD Unix datagram socket, instead of UDP
+    /// [env: DD_DOGSTATSD_SOCKET]. DD_DOGSTATSD_URL (udp://HOST:PORT or
+    /// unix:///PATH) is read when no --statsd-* flag is given.
+    #[arg(long, value_name = "PATH")]
+    pub statsd_socket: Option<PathBuf>,
+
+    /// Tag added to every gauge (repeatable), e.g. --tag env:prod. Also from
+    /// DD_TAGS, and DD_ENV / DD_SERVICE / DD_VERSION as env / service /
+    /// version; DD_ENTITY_ID as dd.internal.entity_id.
+    #[arg(long = "tag", value_name = "KEY:VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
 
     /// Report the polled node's resources (run next to a Nomad client).
     #[arg(long)]
@@ -82,6 +97,25 @@ pub struct StartArgs {
     /// Read the ACL token from this file instead of NOMAD_TOKEN.
     #[arg(long, value_name = "PATH")]
     pub nomad_token_file: Option<PathBuf>,
+
+    /// Poll each enabled mode once, send, and exit (non-zero if a poll failed).
+    #[arg(long)]
+    pub once: bool,
+
+    /// Print the DogStatsD lines to stdout instead of sending them.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Smallest accepted `--interval`.
@@ -111,6 +145,31 @@ fn parse_host(raw: &str) -> Result<String, String> {
         return Err("a host name or IP address is expected, not a URL".into());
     }
     Ok(host.to_owned())
+}
+
+/// Characters allowed in a tag key (DogStatsD-safe).
+pub fn valid_tag_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 200
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+}
+
+fn parse_tag(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| "expected KEY:VALUE".to_owned())?;
+    if !valid_tag_key(key) {
+        return Err(format!(
+            "tag key {key:?} may only hold letters, digits and _ - . /"
+        ));
+    }
+    if value.trim().is_empty() {
+        return Err("empty tag value".into());
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 fn parse_interval(raw: &str) -> Result<Duration, String> {
@@ -146,6 +205,15 @@ mod tests {
         assert!(parse_nomad_uri("localhost:4646").is_err());
         assert!(parse_nomad_uri("ftp://x").is_err());
         assert!(parse_nomad_uri("not a url").is_err());
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(parse_tag("env:prod"), Ok(("env".into(), "prod".into())));
+        assert_eq!(parse_tag("a:b:c"), Ok(("a".into(), "b:c".into())));
+        assert!(parse_tag("novalue").is_err());
+        assert!(parse_tag("bad key:x").is_err());
+        assert!(parse_tag("k:").is_err());
     }
 
     #[test]

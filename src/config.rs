@@ -7,9 +7,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::cli::StartArgs;
+use crate::cli::{valid_tag_key, LogFormat, StartArgs};
 use crate::nomad::{NomadApiOptions, TlsOptions};
 use crate::statsd::StatsdTarget;
+
+/// Default DogStatsD address.
+pub const DEFAULT_STATSD_HOST: &str = "127.0.0.1";
+/// Default DogStatsD port.
+pub const DEFAULT_STATSD_PORT: u16 = 8125;
 
 /// Which collectors run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +41,11 @@ pub struct Config {
     pub page_size: Option<u32>,
     /// `--resync`: full re-read of `--server` lists at least this often.
     pub resync: Duration,
+    /// `--once`: one poll per mode, then exit.
+    pub once: bool,
+    pub log_format: LogFormat,
+    /// Problems worth a warning once logging is up (ignored `DD_TAGS` items).
+    pub warnings: Vec<String>,
 }
 
 /// Per-request timeout for a poll period: 80 % of it, so a hanging Nomad
@@ -82,6 +92,9 @@ impl Config {
         if tls.client_cert.is_some() != tls.client_key.is_some() {
             bail!("NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY must be set together");
         }
+        let mut warnings = Vec::new();
+        let global_tags = global_tags(&args.tags, &env_nonempty, &mut warnings);
+        let statsd = statsd_target(&args, &env_nonempty)?;
         Ok(Self {
             roles: Roles {
                 client: args.client,
@@ -96,16 +109,134 @@ impl Config {
                 tls,
             },
             namespace: env_nonempty("NOMAD_NAMESPACE"),
-            statsd: StatsdTarget {
-                host: args.statsd_host,
-                port: args.statsd_port,
-            },
+            statsd,
             identity_tags: !args.no_identity_tags,
-            global_tags: Vec::new(),
+            global_tags,
             page_size: (args.page_size > 0).then_some(args.page_size),
             resync: args.resync,
+            once: args.once,
+            log_format: args.log_format,
+            warnings,
         })
     }
+}
+
+/// Where gauges go; first match wins: `--dry-run`; `--statsd-socket`;
+/// `--statsd-host`/`--statsd-port`; `DD_DOGSTATSD_URL`;
+/// `DD_DOGSTATSD_SOCKET`; `DD_AGENT_HOST`/`DD_DOGSTATSD_PORT`; defaults.
+fn statsd_target(
+    args: &StartArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<StatsdTarget> {
+    if args.dry_run {
+        return Ok(StatsdTarget::Stdout);
+    }
+    if let Some(path) = &args.statsd_socket {
+        return Ok(StatsdTarget::Unix(path.clone()));
+    }
+    let env_port = || -> anyhow::Result<Option<u16>> {
+        env("DD_DOGSTATSD_PORT")
+            .map(|p| match p.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(port),
+                _ => Err(anyhow::anyhow!(
+                    "DD_DOGSTATSD_PORT={p:?} is not a port number"
+                )),
+            })
+            .transpose()
+    };
+    if args.statsd_host.is_some() || args.statsd_port.is_some() {
+        return Ok(StatsdTarget::Udp {
+            host: args
+                .statsd_host
+                .clone()
+                .or_else(|| env("DD_AGENT_HOST"))
+                .unwrap_or_else(|| DEFAULT_STATSD_HOST.to_owned()),
+            port: match args.statsd_port {
+                Some(p) => p,
+                None => env_port()?.unwrap_or(DEFAULT_STATSD_PORT),
+            },
+        });
+    }
+    if let Some(url) = env("DD_DOGSTATSD_URL") {
+        return parse_dogstatsd_url(&url).with_context(|| format!("DD_DOGSTATSD_URL={url:?}"));
+    }
+    if let Some(path) = env("DD_DOGSTATSD_SOCKET") {
+        return Ok(StatsdTarget::Unix(PathBuf::from(path)));
+    }
+    Ok(StatsdTarget::Udp {
+        host: env("DD_AGENT_HOST").unwrap_or_else(|| DEFAULT_STATSD_HOST.to_owned()),
+        port: env_port()?.unwrap_or(DEFAULT_STATSD_PORT),
+    })
+}
+
+/// `udp://host:port` (port optional) or `unix:///path`.
+fn parse_dogstatsd_url(raw: &str) -> anyhow::Result<StatsdTarget> {
+    if let Some(path) = raw.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            bail!("a unix:// URL needs an absolute path (unix:///var/run/datadog/dsd.socket)");
+        }
+        return Ok(StatsdTarget::Unix(PathBuf::from(path)));
+    }
+    let url = url::Url::parse(raw).context("not a URL")?;
+    if url.scheme() != "udp" {
+        bail!("scheme {:?} is neither udp nor unix", url.scheme());
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .context("no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    Ok(StatsdTarget::Udp {
+        host,
+        port: url.port().unwrap_or(DEFAULT_STATSD_PORT),
+    })
+}
+
+/// `--tag`s, then `DD_TAGS` (comma or space separated `key:value`), then
+/// `DD_ENV`/`DD_SERVICE`/`DD_VERSION` and `DD_ENTITY_ID`; a key given twice
+/// keeps its first value.
+fn global_tags(
+    flags: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = flags.to_vec();
+    if let Some(dd_tags) = env("DD_TAGS") {
+        for item in dd_tags
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            match item.split_once(':') {
+                Some((k, v)) if valid_tag_key(k) && !v.is_empty() => {
+                    tags.push((k.to_owned(), v.to_owned()))
+                }
+                _ => warnings.push(format!(
+                    "DD_TAGS item {item:?} is not KEY:VALUE with a safe key; ignored"
+                )),
+            }
+        }
+    }
+    for (var, key) in [
+        ("DD_ENV", "env"),
+        ("DD_SERVICE", "service"),
+        ("DD_VERSION", "version"),
+        ("DD_ENTITY_ID", "dd.internal.entity_id"),
+    ] {
+        if let Some(v) = env(var) {
+            tags.push((key.to_owned(), v));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    tags.retain(|(k, _)| seen.insert(k.clone()));
+    tags.into_iter()
+        .filter_map(|(k, v)| {
+            let value = crate::gauges::TagValue::new(&v)?;
+            Some((k, value.as_str().to_owned()))
+        })
+        .collect()
 }
 
 fn read_token_file(path: &PathBuf) -> anyhow::Result<String> {
@@ -178,6 +309,113 @@ mod tests {
         assert!(Config::from_args(args(&["--client"]), &env).is_err());
         let env = |k: &str| (k == "NOMAD_CLIENT_CERT").then(|| "/x.pem".to_owned());
         assert!(Config::from_args(args(&["--client"]), &env).is_err());
+    }
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn statsd_destination_precedence() {
+        let udp = |h: &str, p| StatsdTarget::Udp {
+            host: h.to_owned(),
+            port: p,
+        };
+        let cfg = |line: &[&str], env: &'static [(&'static str, &'static str)]| {
+            Config::from_args(args(line), &env_of(env)).unwrap().statsd
+        };
+        assert_eq!(cfg(&["--client"], &[]), udp("127.0.0.1", 8125));
+        assert_eq!(
+            cfg(
+                &["--client"],
+                &[("DD_AGENT_HOST", "dd"), ("DD_DOGSTATSD_PORT", "9125")]
+            ),
+            udp("dd", 9125)
+        );
+        assert_eq!(
+            cfg(
+                &["--client"],
+                &[
+                    ("DD_DOGSTATSD_URL", "udp://[::1]:7000"),
+                    ("DD_AGENT_HOST", "dd")
+                ]
+            ),
+            udp("::1", 7000)
+        );
+        assert_eq!(
+            cfg(
+                &["--client"],
+                &[("DD_DOGSTATSD_URL", "unix:///run/dsd.sock")]
+            ),
+            StatsdTarget::Unix("/run/dsd.sock".into())
+        );
+        assert_eq!(
+            cfg(&["--client"], &[("DD_DOGSTATSD_SOCKET", "/s")]),
+            StatsdTarget::Unix("/s".into())
+        );
+        assert_eq!(
+            cfg(
+                &["--client", "--statsd-host=10.0.0.5"],
+                &[
+                    ("DD_DOGSTATSD_URL", "unix:///x"),
+                    ("DD_DOGSTATSD_PORT", "9")
+                ]
+            ),
+            udp("10.0.0.5", 9)
+        );
+        assert_eq!(
+            cfg(&["--client", "--statsd-socket=/a", "--statsd-host=h"], &[]),
+            StatsdTarget::Unix("/a".into())
+        );
+        assert_eq!(
+            cfg(&["--client", "--dry-run", "--statsd-socket=/a"], &[]),
+            StatsdTarget::Stdout
+        );
+        for bad in ["http://x", "unix://relative", "udp://"] {
+            let env: &'static [(&'static str, &'static str)] =
+                Box::leak(Box::new([("DD_DOGSTATSD_URL", bad)]));
+            assert!(
+                Config::from_args(args(&["--client"]), &env_of(env)).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn global_tags_from_flags_and_datadog_env() {
+        let env = env_of(&[
+            ("DD_TAGS", "team:infra, region:eu-west-1 bare,b@d:x"),
+            ("DD_ENV", "prod"),
+            ("DD_SERVICE", "nomad metrics"),
+            ("DD_ENTITY_ID", "pod-uid-1"),
+        ]);
+        let cfg = Config::from_args(
+            args(&["--client", "--tag", "env:staging", "--tag=cluster:ci"]),
+            &env,
+        )
+        .unwrap();
+        let tags: Vec<String> = cfg
+            .global_tags
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                "env:staging",
+                "cluster:ci",
+                "team:infra",
+                "region:eu-west-1",
+                "service:nomad_metrics",
+                "dd.internal.entity_id:pod-uid-1"
+            ]
+        );
+        assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
     }
 
     #[test]

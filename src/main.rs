@@ -1,10 +1,11 @@
 //! Entry point: parse → tracing → `Config` → `run` until SIGTERM/SIGINT.
-//! Usage errors print one line and exit 2; a clean stop exits 0.
+//! Usage errors print one line and exit 2; a clean stop exits 0; `--once`
+//! exits 1 when a poll failed.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use nomad_metrics::cli::{Cli, Command};
+use nomad_metrics::cli::{Cli, Command, LogFormat};
 use nomad_metrics::{run, shutdown, Config};
 use tokio_util::sync::CancellationToken;
 
@@ -28,13 +29,16 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(err) => return usage_error(&format!("error: {err:#}")),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+    let once = cfg.once;
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -55,7 +59,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         match run(cfg, token).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(finished) if once && finished.last_poll_failed => ExitCode::FAILURE,
+            Ok(_) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("nomad-metrics: {err:#}");
                 ExitCode::FAILURE

@@ -130,14 +130,25 @@ pub trait Collector: Send {
     fn poll(&mut self) -> impl std::future::Future<Output = Polled> + Send;
 }
 
-/// Runs the enabled roles until `shutdown` is cancelled.
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The last poll of some mode failed (what `--once` exits non-zero on).
+    pub last_poll_failed: bool,
+}
+
+/// Runs the enabled roles until `shutdown` is cancelled (or, with `--once`,
+/// after one poll each).
 ///
 /// # Errors
 ///
 /// Only set-up errors (the HTTP client cannot be built); once polling has
 /// started nothing returns an error.
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Finished> {
     let api = NomadApi::new(cfg.nomad.clone())?;
+    for warning in &cfg.warnings {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         nomad = %api.base(),
         statsd = %cfg.statsd,
@@ -160,18 +171,31 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         let collector = ServerCollector::new(api.clone(), &cfg, shutdown.child_token());
         loops.spawn(run_loop(collector, cfg.clone(), shutdown.clone()));
     }
+    let mut finished = Finished {
+        last_poll_failed: false,
+    };
     while let Some(done) = loops.join_next().await {
-        if let Err(err) = done {
-            tracing::error!(error = %err, "a polling loop ended abnormally");
+        match done {
+            Ok(failed) => finished.last_poll_failed |= failed,
+            Err(err) => {
+                finished.last_poll_failed = true;
+                tracing::error!(error = %err, "a polling loop ended abnormally");
+            }
         }
     }
     tracing::info!("stopped");
-    Ok(())
+    Ok(finished)
 }
 
 /// Ticks every `cfg.interval` (first tick at once; after a slow poll the
-/// next one is delayed, never burst) until cancelled.
-pub async fn run_loop<C: Collector>(mut collector: C, cfg: Config, shutdown: CancellationToken) {
+/// next one is delayed, never burst) until cancelled, or once with
+/// `cfg.once`. Returns whether the last poll failed.
+pub async fn run_loop<C: Collector>(
+    mut collector: C,
+    cfg: Config,
+    shutdown: CancellationToken,
+) -> bool {
+    let mut last_failed = false;
     let role = collector.role();
     let mut statsd = Statsd::new(cfg.statsd.clone(), cfg.global_tags.clone());
     let mut health = Health::default();
@@ -215,7 +239,12 @@ pub async fn run_loop<C: Collector>(mut collector: C, cfg: Config, shutdown: Can
         // poll_failure goes last: it closes the poll's batch.
         gauges.push(Gauge::poll_failure(failure, failed, tags));
         statsd.emit(&gauges).await;
+        last_failed = failed;
+        if cfg.once {
+            break;
+        }
     }
+    last_failed
 }
 
 /// Failing/recovered state of one loop, for state-change logging.

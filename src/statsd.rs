@@ -1,17 +1,22 @@
 //! EMIT: the only code that knows cadence. One `Statsd` per role: a buffered
-//! UDP sink that packs a poll's gauges into datagrams of at most
-//! `MAX_DATAGRAM_BYTES`, flushed at the end of every poll. The DogStatsD host
-//! is resolved again every `RESOLVE_EVERY`, so metrics follow a replaced
+//! UDP (or Unix datagram) sink that packs a poll's gauges into datagrams of at
+//! most `MAX_DATAGRAM_BYTES`, flushed at the end of every poll. The DogStatsD
+//! host is resolved again every `RESOLVE_EVERY`, so metrics follow a replaced
 //! services host; if it cannot be resolved at start, every emit retries.
 //! Send errors go to the log (rate-limited), never up: emitting cannot fail.
 
+use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cadence::prelude::*;
-use cadence::{BufferedUdpMetricSink, MetricError, StatsdClient};
+use cadence::{
+    BufferedUdpMetricSink, BufferedUnixMetricSink, MetricError, MetricSink, StatsdClient,
+};
 
 use crate::gauges::{Gauge, PREFIX};
 
@@ -22,19 +27,26 @@ pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 /// At most one warning per this period for DogStatsD send failures.
 const WARN_EVERY_SECS: u64 = 60;
 
-/// Where gauges go: a DogStatsD host name or IP literal and UDP port.
+/// Where gauges go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatsdTarget {
-    pub host: String,
-    pub port: u16,
+pub enum StatsdTarget {
+    /// DogStatsD over UDP: a host name (re-resolved) or IP literal, and port.
+    Udp { host: String, port: u16 },
+    /// DogStatsD over a Unix datagram socket.
+    Unix(PathBuf),
+    /// `--dry-run`: one line per gauge on stdout.
+    Stdout,
 }
 
 impl std::fmt::Display for StatsdTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+        match self {
+            StatsdTarget::Udp { host, port } if host.contains(':') => {
+                write!(f, "udp://[{host}]:{port}")
+            }
+            StatsdTarget::Udp { host, port } => write!(f, "udp://{host}:{port}"),
+            StatsdTarget::Unix(path) => write!(f, "unix://{}", path.display()),
+            StatsdTarget::Stdout => f.write_str("stdout (dry run)"),
         }
     }
 }
@@ -109,12 +121,41 @@ fn build_client(
     tags: Vec<(String, String)>,
     limiter: Arc<WarnLimiter>,
 ) -> anyhow::Result<StatsdClient> {
+    let send_target = target.clone();
+    let errors = Arc::clone(&limiter);
+    let mut builder = match target {
+        StatsdTarget::Udp { host, port } => {
+            StatsdClient::builder(PREFIX, udp_sink(host, *port, target, limiter)?)
+        }
+        StatsdTarget::Unix(path) => {
+            let socket = UnixDatagram::unbound()?;
+            socket.set_nonblocking(true)?;
+            StatsdClient::builder(
+                PREFIX,
+                BufferedUnixMetricSink::with_capacity(path, socket, MAX_DATAGRAM_BYTES),
+            )
+        }
+        StatsdTarget::Stdout => StatsdClient::builder(PREFIX, StdoutSink),
+    };
+    builder = builder.with_error_handler(move |e: MetricError| errors.warn(&send_target, &e));
+    for (key, value) in tags {
+        builder = builder.with_tag(key, value);
+    }
+    Ok(builder.build())
+}
+
+fn udp_sink(
+    host: &str,
+    port: u16,
+    target: &StatsdTarget,
+    limiter: Arc<WarnLimiter>,
+) -> anyhow::Result<BufferedUdpMetricSink> {
     use std::net::ToSocketAddrs as _;
-    let first: SocketAddr = (target.host.as_str(), target.port)
+    let first: SocketAddr = (host, port)
         .to_socket_addrs()
-        .map_err(|e| anyhow::anyhow!("cannot resolve DogStatsD host {}: {e}", target.host))?
+        .map_err(|e| anyhow::anyhow!("cannot resolve DogStatsD host {host}: {e}"))?
         .next()
-        .ok_or_else(|| anyhow::anyhow!("DogStatsD host {} has no address", target.host))?;
+        .ok_or_else(|| anyhow::anyhow!("DogStatsD host {host} has no address"))?;
     let bind: SocketAddr = if first.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -122,20 +163,27 @@ fn build_client(
     };
     let socket = UdpSocket::bind(bind)?;
     socket.set_nonblocking(true)?;
-    let resolve_limiter = Arc::clone(&limiter);
     let resolve_target = target.clone();
-    let sink = BufferedUdpMetricSink::builder()
+    Ok(BufferedUdpMetricSink::builder()
         .with_capacity(MAX_DATAGRAM_BYTES)
         .with_resolver_period(RESOLVE_EVERY)
-        .with_resolver_error_handler(move |e| resolve_limiter.warn(&resolve_target, &e))
-        .build((target.host.clone(), target.port), socket)?;
-    let send_target = target.clone();
-    let mut builder = StatsdClient::builder(PREFIX, sink)
-        .with_error_handler(move |e: MetricError| limiter.warn(&send_target, &e));
-    for (key, value) in tags {
-        builder = builder.with_tag(key, value);
+        .with_resolver_error_handler(move |e| limiter.warn(&resolve_target, &e))
+        .build((host.to_owned(), port), socket)?)
+}
+
+/// `--dry-run`: every line to stdout as it would be sent.
+struct StdoutSink;
+
+impl MetricSink for StdoutSink {
+    fn emit(&self, metric: &str) -> std::io::Result<usize> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{metric}")?;
+        Ok(metric.len() + 1)
     }
-    Ok(builder.build())
+
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stdout().lock().flush()
+    }
 }
 
 /// Logs DogStatsD problems at warn level at most once per `WARN_EVERY_SECS`,

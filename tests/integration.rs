@@ -6,5 +6,6 @@ mod support;
 mod cli;
 mod client_role;
 mod degraded;
+mod operator;
 mod server_cluster;
 mod server_role;

@@ -61,7 +61,7 @@ pub fn args_for<'a>(nomad: &'a str, statsd_port: &'a str, extra: &[&'a str]) -> 
 /// A daemon running in this process.
 pub struct Daemon {
     token: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
+    handle: JoinHandle<anyhow::Result<nomad_metrics::pipeline::Finished>>,
 }
 
 impl Daemon {

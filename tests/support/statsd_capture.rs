@@ -127,50 +127,72 @@ pub fn parse_line(line: &str) -> Result<Parsed, String> {
     Ok((name.to_owned(), value, tags))
 }
 
+enum Socket {
+    Udp(UdpSocket),
+    Unix(tokio::net::UnixDatagram),
+}
+
+/// Parses and stores one datagram.
+fn record(inner: &Mutex<Inner>, data: &[u8]) {
+    let n = data.len();
+    let mut st = inner.lock().unwrap();
+    let index = st.datagrams.len();
+    st.datagrams.push(data.to_vec());
+    if n > MAX_DATAGRAM {
+        st.errors
+            .push(format!("datagram {index} is {n} bytes (> {MAX_DATAGRAM})"));
+    }
+    match std::str::from_utf8(data) {
+        Err(_) => st.errors.push(format!("datagram {index} is not UTF-8")),
+        Ok(text) => {
+            // One trailing newline is tolerated; empty lines are not.
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            for line in text.split('\n') {
+                match parse_line(line) {
+                    Ok((name, value, tags)) => st.lines.push(Line {
+                        name,
+                        value,
+                        tags,
+                        datagram: index,
+                    }),
+                    Err(e) => st
+                        .errors
+                        .push(format!("datagram {index} line {line:?}: {e}")),
+                }
+            }
+        }
+    }
+}
+
 impl StatsdCapture {
+    /// A capture on a UDP socket at 127.0.0.1:0.
     pub async fn start() -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("bind UDP capture");
         let addr = socket.local_addr().expect("addr");
+        Self::spawn(addr, Socket::Udp(socket))
+    }
+
+    /// A capture on a Unix datagram socket at `path`.
+    pub async fn start_unix(path: &std::path::Path) -> Self {
+        let socket = tokio::net::UnixDatagram::bind(path).expect("bind Unix capture");
+        Self::spawn(([0, 0, 0, 0], 0).into(), Socket::Unix(socket))
+    }
+
+    fn spawn(addr: SocketAddr, socket: Socket) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let notify = Arc::new(Notify::new());
         let (inner2, notify2) = (Arc::clone(&inner), Arc::clone(&notify));
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65536];
             loop {
-                let Ok(n) = socket.recv(&mut buf).await else {
-                    continue;
+                let received = match &socket {
+                    Socket::Udp(s) => s.recv(&mut buf).await,
+                    Socket::Unix(s) => s.recv(&mut buf).await,
                 };
-                let data = &buf[..n];
-                let mut st = inner2.lock().unwrap();
-                let index = st.datagrams.len();
-                st.datagrams.push(data.to_vec());
-                if n > MAX_DATAGRAM {
-                    st.errors
-                        .push(format!("datagram {index} is {n} bytes (> {MAX_DATAGRAM})"));
-                }
-                match std::str::from_utf8(data) {
-                    Err(_) => st.errors.push(format!("datagram {index} is not UTF-8")),
-                    Ok(text) => {
-                        // One trailing newline is tolerated; empty lines are not.
-                        let text = text.strip_suffix('\n').unwrap_or(text);
-                        for line in text.split('\n') {
-                            match parse_line(line) {
-                                Ok((name, value, tags)) => st.lines.push(Line {
-                                    name,
-                                    value,
-                                    tags,
-                                    datagram: index,
-                                }),
-                                Err(e) => st
-                                    .errors
-                                    .push(format!("datagram {index} line {line:?}: {e}")),
-                            }
-                        }
-                    }
-                }
-                drop(st);
+                let Ok(n) = received else { continue };
+                record(&inner2, &buf[..n]);
                 notify2.notify_waiters();
             }
         });

@@ -1,0 +1,161 @@
+//! Operator conveniences and Datadog conventions: --once, --dry-run,
+//! --log-format json, Unix datagram sockets, global tags.
+
+use std::process::{Command, Stdio};
+
+use crate::support::statsd_capture::parse_line;
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nomad-metrics");
+
+fn nomad_metrics() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "NOMAD_ADDR",
+        "NOMAD_TOKEN",
+        "DD_AGENT_HOST",
+        "DD_DOGSTATSD_PORT",
+        "DD_DOGSTATSD_URL",
+        "DD_DOGSTATSD_SOCKET",
+        "DD_TAGS",
+        "DD_ENV",
+        "DD_SERVICE",
+        "DD_VERSION",
+        "DD_ENTITY_ID",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `--once --dry-run`: the poll's lines on stdout, strictly well-formed, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_dry_run_prints_the_poll() {
+    let nomad = FakeNomad::start("1.8.0").await;
+    let out = nomad_metrics()
+        .args(["start", "--client", "--server", "--once", "--dry-run"])
+        .arg(format!("--nomad-uri={}", nomad.url()))
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<String> = stdout
+        .lines()
+        .map(|l| parse_line(l).unwrap_or_else(|e| panic!("{l:?}: {e}")).0)
+        .collect();
+    for want in [
+        "circle.nomad.client_agent.resources.available.memory",
+        "circle.nomad.client_agent.poll_failure",
+        "circle.nomad.server_agent.jobs.dead",
+        "circle.nomad.server_agent.poll_failure",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from:\n{stdout}"
+        );
+    }
+    let expected = fixture("1.8.0", "expected.json");
+    let avail = stdout
+        .lines()
+        .find(|l| l.starts_with("circle.nomad.client_agent.resources.available.memory:"))
+        .unwrap();
+    assert_eq!(
+        parse_line(avail).unwrap().1,
+        expected["client"]["available"][1].as_f64().unwrap()
+    );
+}
+
+/// `--once` exits non-zero when the poll failed.
+#[test]
+fn once_exits_1_when_nomad_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = nomad_metrics()
+        .args(["start", "--client", "--once", "--dry-run"])
+        .arg(format!("--nomad-uri=http://127.0.0.1:{port}"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("circle.nomad.client_agent.poll_failure:1|g"),
+        "{stdout}"
+    );
+}
+
+/// `--log-format json`: every stderr line is a JSON object with a level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs() {
+    let nomad = FakeNomad::start("1.8.0").await;
+    nomad.set_fault("/v1/node/", Fault::Status(500, "boom"));
+    let out = nomad_metrics()
+        .args([
+            "start",
+            "--client",
+            "--once",
+            "--dry-run",
+            "--log-format",
+            "json",
+        ])
+        .arg(format!("--nomad-uri={}", nomad.url()))
+        .stdout(Stdio::null())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut warned = false;
+    for line in stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(v["level"].is_string(), "{line}");
+        warned |= v["level"] == "WARN" && line.contains("500");
+    }
+    assert!(warned, "the failing poll is logged: {stderr}");
+}
+
+/// DogStatsD over a Unix datagram socket (`DD_DOGSTATSD_URL=unix://…`), with
+/// global tags from the Datadog environment and --tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_and_global_tags() {
+    let dir = std::env::temp_dir().join(format!("nm-uds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dsd.socket");
+    let _ = std::fs::remove_file(&path);
+    let statsd = StatsdCapture::start_unix(&path).await;
+    let nomad = FakeNomad::start("2.0.5").await;
+    let url = format!("unix://{}", path.display());
+    let cfg = config(
+        &[
+            "--nomad-uri",
+            &nomad.url(),
+            "--interval",
+            INTERVAL,
+            "--client",
+            "--tag",
+            "cluster:ci",
+        ],
+        &[
+            ("DD_DOGSTATSD_URL", &url),
+            ("DD_ENV", "prod"),
+            ("DD_TAGS", "team:infra"),
+        ],
+    );
+    let daemon = Daemon::start(cfg);
+    let poll = statsd.next_poll(CLIENT, WAIT).await;
+    daemon.stop().await;
+    assert_eq!(by_name(&poll).len(), 15);
+    for line in &poll {
+        for tag in [("cluster", "ci"), ("team", "infra"), ("env", "prod")] {
+            assert_eq!(line.tag(tag.0), Some(tag.1), "{line:?}");
+        }
+    }
+    statsd.assert_clean();
+    let _ = std::fs::remove_dir_all(&dir);
+}
