@@ -84,6 +84,11 @@ pub struct StartArgs {
     #[arg(long)]
     pub no_identity_tags: bool,
 
+    /// Ask Nomad for gzip-compressed answers: saves bandwidth on slow links,
+    /// costs CPU on the Nomad servers (off: on a LAN it only costs).
+    #[arg(long)]
+    pub gzip: bool,
+
     /// Read --server lists in pages of N items (Nomad 1.3+; 0 = one request).
     /// Spares Nomad servers building one huge answer; costs more requests.
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -106,6 +106,7 @@ impl Config {
                 token,
                 region: env_nonempty("NOMAD_REGION"),
                 timeout: request_timeout(args.interval),
+                gzip: args.gzip,
                 tls,
             },
             namespace: env_nonempty("NOMAD_NAMESPACE"),

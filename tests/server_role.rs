@@ -110,11 +110,31 @@ async fn token_header_is_sent() {
             !r.query.values().any(|v| v == token),
             "token never in the URL"
         );
-        assert!(r
-            .headers
-            .get("accept-encoding")
-            .is_some_and(|v| v.contains("gzip")));
+        assert!(
+            !r.headers.contains_key("accept-encoding"),
+            "no compression asked for by default"
+        );
     }
+}
+
+/// `--gzip`: asked for, and gzip + chunked answers (as Nomad sends them)
+/// decode to the same exact values.
+#[tokio::test]
+async fn gzip_answers_decode() {
+    let (nomad, statsd, daemon) = setup("1.11.0", &["--server", "--client", "--gzip"], &[]).await;
+    let server = statsd.next_poll(SERVER, WAIT).await;
+    let client = statsd.next_poll(CLIENT, WAIT).await;
+    daemon.stop().await;
+    assert_eq!(job_values(&server), expected_jobs("1.11.0", "jobs"));
+    let e = fixture("1.11.0", "expected.json");
+    assert_eq!(
+        by_name(&client)[&format!("{CLIENT}resources.used.memory")],
+        e["client"]["used"][1].as_f64().unwrap()
+    );
+    assert!(nomad.requests().iter().all(|r| r
+        .headers
+        .get("accept-encoding")
+        .is_some_and(|v| v.contains("gzip"))));
 }
 
 /// `NOMAD_REGION` is passed as `?region=`.

@@ -39,6 +39,9 @@ pub struct NomadApiOptions {
     pub region: Option<String>,
     /// Per-request deadline covering connect, headers and the whole body.
     pub timeout: Duration,
+    /// Ask Nomad for gzip-compressed answers (`--gzip`): less bandwidth,
+    /// more CPU on the Nomad servers. Off by default.
+    pub gzip: bool,
     pub tls: TlsOptions,
 }
 
@@ -49,6 +52,7 @@ impl std::fmt::Debug for NomadApiOptions {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("region", &self.region)
             .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
             .field("tls", &self.tls)
             .finish()
     }
@@ -109,6 +113,7 @@ impl NomadApi {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(2)
             .redirect(reqwest::redirect::Policy::none())
+            .gzip(opts.gzip)
             .tcp_nodelay(true)
             // Blocking queries keep a connection idle for minutes: notice a
             // peer that vanished (host replaced, network cut) within ~1 min.

@@ -562,6 +562,10 @@ async fn write_response(
         503 => "Service Unavailable",
         _ => "Status",
     };
+    // The gzip handlers Nomad uses leave bodies under 1400 bytes alone and
+    // stream the rest (no Content-Length: chunked).
+    let gzip = gzip && body.len() >= 1400;
+    let plain_len = body.len();
     let body: Vec<u8> = if gzip {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(body)?;
@@ -584,7 +588,7 @@ async fn write_response(
         head.push_str("Content-Encoding: gzip\r\n");
     }
     // Go's server buffers ~2 KiB; a larger single Write goes out chunked.
-    if body.len() > 2048 {
+    if gzip || plain_len > 2048 {
         head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         stream.write_all(head.as_bytes()).await?;
         for part in body.chunks(4096) {
