@@ -106,7 +106,21 @@ async fn run<S: ListSource>(
             Ok((ListOutcome::Unchanged { .. }, _)) => {
                 tracing::trace!(list = source.name(), index, "unchanged");
             }
-            Ok((ListOutcome::Read { index: new, .. }, aggregate)) => {
+            Ok((
+                ListOutcome::Read {
+                    index: new,
+                    items,
+                    pages,
+                },
+                aggregate,
+            )) => {
+                tracing::debug!(
+                    list = source.name(),
+                    items,
+                    pages,
+                    ms = started.elapsed().as_millis(),
+                    "read"
+                );
                 let new = new.unwrap_or(0);
                 if block.is_some() && new < index {
                     tracing::info!(

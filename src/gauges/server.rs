@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::client::{alloc_usage, node_capacity, LifecycleRules, Resources};
 use super::{Gauge, Tag, TagValue};
 use crate::gauges as names;
-use crate::nomad::model::{Alloc, JobStub, Node};
+use crate::nomad::model::{Alloc, JobStatus, JobStub, JobType, Node};
 
 /// Which of the four job gauges a job counts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,26 +27,26 @@ pub enum JobState {
 /// Classifies one job stub; `None` for a status no Nomad version sends.
 #[must_use]
 pub fn classify(job: &JobStub) -> Option<JobState> {
-    match job.status.as_str() {
-        "pending" => Some(JobState::Pending),
-        "running" => Some(JobState::Running),
-        "dead" if finished_successfully(job) => Some(JobState::Complete),
-        "dead" => Some(JobState::Dead),
-        _ => None,
+    match job.status {
+        JobStatus::Pending => Some(JobState::Pending),
+        JobStatus::Running => Some(JobState::Running),
+        JobStatus::Dead if finished_successfully(job) => Some(JobState::Complete),
+        JobStatus::Dead => Some(JobState::Dead),
+        JobStatus::Unknown => None,
     }
 }
 
+/// Not stopped by a user, and every task group (at least one) has
+/// `Complete > 0` and no `Failed`, `Lost` or `Unknown` allocation.
 fn finished_successfully(job: &JobStub) -> bool {
     if job.stop == Some(true) {
         return false;
     }
-    let Some(groups) = job.job_summary.as_ref().and_then(|s| s.summary.as_ref()) else {
+    let Some(summary) = &job.job_summary else {
         return false;
     };
-    !groups.is_empty()
-        && groups
-            .values()
-            .all(|g| g.complete > 0 && g.failed == 0 && g.lost == 0 && g.unknown == 0)
+    let t = summary.summary;
+    t.groups > 0 && t.with_complete == t.groups && t.with_failures == 0
 }
 
 /// The four job tallies.
@@ -79,8 +79,8 @@ pub struct JobCounts {
     pub dead: i64,
     /// Jobs with a status no Nomad version sends (not in any gauge).
     pub unrecognised: i64,
-    /// (type, namespace) → counts. Namespace is `default` before 0.12.
-    pub by_type: BTreeMap<(String, String), StateCounts>,
+    /// type → namespace → counts. Namespace is `default` before 0.12.
+    pub by_type: BTreeMap<JobType, BTreeMap<String, StateCounts>>,
 }
 
 impl JobCounts {
@@ -101,8 +101,13 @@ impl JobCounts {
             .as_deref()
             .filter(|n| !n.is_empty())
             .unwrap_or("default");
-        let key = (job.job_type.clone(), namespace.to_owned());
-        *self.by_type.entry(key).or_default().slot(state) += 1;
+        let per_ns = self.by_type.entry(job.job_type).or_default();
+        // No allocation for a namespace already seen.
+        let counts = match per_ns.get_mut(namespace) {
+            Some(c) => c,
+            None => per_ns.entry(namespace.to_owned()).or_default(),
+        };
+        *counts.slot(state) += 1;
     }
 
     /// Number of jobs counted in the four gauges.
@@ -126,7 +131,11 @@ impl JobCounts {
     #[must_use]
     pub fn by_type_gauges(&self) -> Vec<Gauge> {
         let mut out = Vec::with_capacity(self.by_type.len() * 4);
-        for ((job_type, namespace), c) in &self.by_type {
+        let rows = self
+            .by_type
+            .iter()
+            .flat_map(|(t, per_ns)| per_ns.iter().map(move |(ns, c)| (t.as_str(), ns, c)));
+        for (job_type, namespace, c) in rows {
             let mut tags = Vec::with_capacity(2);
             if let Some(v) = TagValue::new(job_type) {
                 tags.push(Tag::new("type", v));

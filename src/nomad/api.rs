@@ -18,7 +18,7 @@ use url::Url;
 
 use super::error::NomadError;
 use super::model::{AgentSelf, Alloc, JobStub, Node};
-use super::stream::{ArrayFramer, FeedError, FrameError};
+use super::stream::{ArrayDecoder, DecodeError};
 
 /// Cap for single-document answers (`/v1/agent/self`, `/v1/node/<id>`).
 pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
@@ -440,7 +440,7 @@ impl NomadApi {
             serde_json::from_slice(&body).map_err(|source| NomadError::Decode {
                 path: path.to_owned(),
                 content_type,
-                source,
+                source: Box::new(source),
             })
         };
         tokio::time::timeout(self.timeout, work)
@@ -472,28 +472,22 @@ impl NomadApi {
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned);
             let content_type = content_type(&response);
-            let mut framer = ArrayFramer::new(MAX_ELEMENT_BYTES);
+            let mut decoder = ArrayDecoder::new(MAX_ELEMENT_BYTES);
             let mut items = 0u64;
             let mut total = 0u64;
-            let mut decode = |bytes: &[u8]| -> Result<(), serde_json::Error> {
-                on_item(serde_json::from_slice(bytes)?);
+            let mut take = |item: T| {
+                on_item(item);
                 items += 1;
-                Ok(())
             };
-            let frame_err = |e: FeedError<serde_json::Error>| match e {
-                FeedError::Frame(FrameError::ElementTooLarge(limit)) => NomadError::TooLarge {
+            let decode_err = |e: DecodeError| match e {
+                DecodeError::ElementTooLarge(limit) => NomadError::TooLarge {
                     path: path.to_owned(),
                     limit_bytes: limit as u64,
                 },
-                FeedError::Frame(frame) => NomadError::Decode {
+                other => NomadError::Decode {
                     path: path.to_owned(),
                     content_type: content_type.clone(),
-                    source: serde::de::Error::custom(frame),
-                },
-                FeedError::Element(source) => NomadError::Decode {
-                    path: path.to_owned(),
-                    content_type: content_type.clone(),
-                    source,
+                    source: Box::new(other),
                 },
             };
             let mut chunks = response.bytes_stream();
@@ -506,11 +500,9 @@ impl NomadApi {
                         limit_bytes: MAX_LIST_BYTES,
                     });
                 }
-                framer.feed(&chunk, &mut decode).map_err(frame_err)?;
+                decoder.feed(&chunk, &mut take).map_err(decode_err)?;
             }
-            framer
-                .finish()
-                .map_err(|f| frame_err(FeedError::Frame(f)))?;
+            decoder.finish().map_err(decode_err)?;
             Ok(Some(Page {
                 index,
                 next_token,

@@ -44,8 +44,9 @@ pub enum NomadError {
     Decode {
         path: String,
         content_type: String,
+        /// A `serde_json::Error`, or a `DecodeError` for list bodies.
         #[source]
-        source: serde_json::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Nomad handed out the same page token twice (GH-25435): paging would
     /// never end.

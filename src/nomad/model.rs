@@ -299,21 +299,19 @@ pub struct SharedResources {
     pub disk_mb: i64,
 }
 
-/// One element of `GET /v1/jobs`.
+/// One element of `GET /v1/jobs`, trimmed to what the counters need. With
+/// 100k jobs per list this is decoded 100k times, so it allocates at most
+/// the namespace string.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobStub {
-    #[serde(rename = "ID", default)]
-    pub id: String,
     /// 0.12+ (`omitempty`).
     #[serde(default)]
     pub namespace: Option<String>,
-    /// `service`, `batch`, `system`, `sysbatch`.
     #[serde(rename = "Type", default)]
-    pub job_type: String,
-    /// `pending`, `running`, `dead`: the only values any Nomad sends.
+    pub job_type: JobType,
     #[serde(default)]
-    pub status: String,
+    pub status: JobStatus,
     /// 0.6+: set when a user stopped the job.
     #[serde(default)]
     pub stop: Option<bool>,
@@ -321,26 +319,115 @@ pub struct JobStub {
     pub job_summary: Option<JobSummary>,
 }
 
+/// `JobListStub.Type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobType {
+    Service,
+    Batch,
+    System,
+    /// 1.2+.
+    Sysbatch,
+    /// A type this daemon does not know (or none).
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+impl JobType {
+    /// The type as Nomad spells it (`other` for unknown ones).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Service => "service",
+            JobType::Batch => "batch",
+            JobType::System => "system",
+            JobType::Sysbatch => "sysbatch",
+            JobType::Other => "other",
+        }
+    }
+}
+
+/// `JobListStub.Status`: the only three values any Nomad sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Dead,
+    /// Anything else (or none): counted nowhere.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
 /// `JobListStub.JobSummary`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobSummary {
-    /// Task group name → counters.
+    /// Task group name → counters, tallied while parsing.
     #[serde(default)]
-    pub summary: Option<BTreeMap<String, TaskGroupSummary>>,
+    pub summary: GroupTally,
 }
 
-/// Cumulative allocation counters of one task group.
+/// The task groups of a job summary, tallied while parsing instead of kept
+/// as a map (no allocation per job). Counters are cumulative
+/// (`TaskGroupSummary`: `Complete`, `Failed`, `Lost`, `Unknown` 1.3+).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupTally {
+    /// Number of task groups.
+    pub groups: u32,
+    /// Groups with `Complete > 0`.
+    pub with_complete: u32,
+    /// Groups with `Failed`, `Lost` or `Unknown` above 0.
+    pub with_failures: u32,
+}
+
+/// Counters of one task group.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct TaskGroupSummary {
+struct TaskGroupSummary {
     #[serde(default)]
-    pub complete: u64,
+    complete: u64,
     #[serde(default)]
-    pub failed: u64,
+    failed: u64,
     #[serde(default)]
-    pub lost: u64,
-    /// 1.3+.
+    lost: u64,
     #[serde(default)]
-    pub unknown: u64,
+    unknown: u64,
+}
+
+impl<'de> Deserialize<'de> for GroupTally {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Tally;
+        impl<'de> serde::de::Visitor<'de> for Tally {
+            type Value = GroupTally;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of task group summaries or null")
+            }
+            fn visit_unit<E>(self) -> Result<GroupTally, E> {
+                Ok(GroupTally::default())
+            }
+            fn visit_none<E>(self) -> Result<GroupTally, E> {
+                Ok(GroupTally::default())
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<GroupTally, D::Error> {
+                d.deserialize_map(self)
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<GroupTally, M::Error> {
+                let mut tally = GroupTally::default();
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    let g: TaskGroupSummary = map.next_value()?;
+                    tally.groups += 1;
+                    tally.with_complete += u32::from(g.complete > 0);
+                    tally.with_failures += u32::from(g.failed + g.lost + g.unknown > 0);
+                }
+                Ok(tally)
+            }
+        }
+        d.deserialize_option(Tally)
+    }
 }

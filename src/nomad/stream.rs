@@ -1,12 +1,15 @@
-//! Splits a JSON array arriving in chunks into its top-level elements, so
-//! that list endpoints (`/v1/jobs` with 100k jobs, a node's allocations with
-//! their embedded jobs) are decoded one element at a time: memory is bounded
-//! by the largest element, not by the list. Only framing lives here; each
-//! element is then handed to `serde_json::from_slice`, which validates it.
+//! Decodes a JSON array arriving in chunks one element at a time, so that
+//! list endpoints (`/v1/jobs` with 100k jobs, 50k allocations) never sit in
+//! memory: memory is bounded by the largest element plus one chunk. Each
+//! element is decoded by serde_json straight from the buffered bytes (no
+//! separate framing pass); an element cut by a chunk boundary is decoded
+//! again once the rest has arrived.
 
-/// Why the byte stream is not a JSON array of values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
+use serde::de::DeserializeOwned;
+
+/// Why the byte stream is not a JSON array of the expected elements.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
     #[error("expected a JSON array, found byte {0:?} at offset {1}")]
     NotAnArray(char, u64),
     #[error("unexpected byte {0:?} between array elements at offset {1}")]
@@ -17,261 +20,171 @@ pub enum FrameError {
     Truncated,
     #[error("unexpected data after the end of the JSON array at offset {0}")]
     TrailingData(u64),
+    #[error("array element at offset {offset} does not decode")]
+    Element {
+        offset: u64,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Before `[`.
     Start,
-    /// After `[` or `,`: whitespace, then an element (or `]` right after `[`).
-    ExpectValue { first: bool },
-    /// Inside an element.
-    InValue,
+    /// After `[`: an element or `]`.
+    First,
     /// After an element: `,` or `]`.
-    AfterValue,
+    Next,
+    /// After `,`: an element.
+    Element,
     /// After the closing `]`: only whitespace may follow.
     Done,
 }
 
-/// Incremental framer: feed it chunks, collect complete elements.
+/// Incremental decoder: feed it chunks, get elements.
 #[derive(Debug)]
-pub struct ArrayFramer {
+pub struct ArrayDecoder {
     state: State,
-    element: Vec<u8>,
-    depth: u32,
-    in_string: bool,
-    escaped: bool,
-    max_element: usize,
+    /// Bytes received but not consumed yet (at most one partial element).
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`, for error messages.
     offset: u64,
+    max_element: usize,
 }
 
-impl ArrayFramer {
-    /// A framer that refuses elements larger than `max_element` bytes.
+impl ArrayDecoder {
+    /// A decoder that refuses elements larger than `max_element` bytes.
     #[must_use]
     pub fn new(max_element: usize) -> Self {
         Self {
             state: State::Start,
-            element: Vec::new(),
-            depth: 0,
-            in_string: false,
-            escaped: false,
-            max_element,
+            buf: Vec::new(),
             offset: 0,
+            max_element,
         }
     }
 
-    /// Feeds one chunk; calls `on_element` with the bytes of every element
-    /// completed in it.
+    /// Feeds one chunk; hands every element completed in it to `on_element`.
     ///
     /// # Errors
     ///
-    /// The first framing error; the framer must not be fed after one.
-    pub fn feed<E>(
+    /// The first error; the decoder must not be fed after one.
+    pub fn feed<T: DeserializeOwned>(
         &mut self,
-        mut chunk: &[u8],
-        on_element: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), FeedError<E>> {
-        while !chunk.is_empty() {
-            match self.state {
-                State::InValue => {
-                    let used = self.scan_value(chunk);
-                    let (taken, rest) = chunk.split_at(used);
-                    if self.element.len() + taken.len() > self.max_element {
-                        return Err(FeedError::Frame(FrameError::ElementTooLarge(
-                            self.max_element,
-                        )));
-                    }
-                    self.element.extend_from_slice(taken);
-                    self.offset += used as u64;
-                    chunk = rest;
-                    if self.depth == 0 && !self.in_string && self.value_complete(rest) {
-                        self.finish_element(on_element)?;
-                    }
-                }
-                _ => {
-                    let byte = chunk[0];
-                    self.structural(byte)?;
-                    self.offset += 1;
-                    chunk = &chunk[1..];
-                }
-            }
+        chunk: &[u8],
+        on_element: &mut impl FnMut(T),
+    ) -> Result<(), DecodeError> {
+        self.buf.extend_from_slice(chunk);
+        let mut pos = 0;
+        let result = self.consume(&mut pos, on_element);
+        self.buf.drain(..pos);
+        self.offset += pos as u64;
+        result?;
+        if self.buf.len() > self.max_element {
+            return Err(DecodeError::ElementTooLarge(self.max_element));
         }
         Ok(())
     }
 
-    /// Call at end of body.
+    /// Call at the end of the body.
     ///
     /// # Errors
     ///
     /// `Truncated` unless the closing `]` was seen.
-    pub fn finish(&self) -> Result<(), FrameError> {
+    pub fn finish(&self) -> Result<(), DecodeError> {
         if self.state == State::Done {
             Ok(())
         } else {
-            Err(FrameError::Truncated)
+            Err(DecodeError::Truncated)
         }
     }
 
-    fn structural<E>(&mut self, byte: u8) -> Result<(), FeedError<E>> {
-        let ws = matches!(byte, b' ' | b'\n' | b'\r' | b'\t');
-        match self.state {
-            State::Start if ws => {}
-            State::Start if byte == b'[' => self.state = State::ExpectValue { first: true },
-            State::Start => {
-                return Err(FeedError::Frame(FrameError::NotAnArray(
-                    char::from(byte),
-                    self.offset,
-                )))
-            }
-            State::ExpectValue { .. } if ws => {}
-            State::ExpectValue { first: true } if byte == b']' => self.state = State::Done,
-            State::ExpectValue { .. } if matches!(byte, b',' | b']') => {
-                return Err(FeedError::Frame(FrameError::BadSeparator(
-                    char::from(byte),
-                    self.offset,
-                )))
-            }
-            State::ExpectValue { .. } => {
-                // The first byte of an element: open a string or structure,
-                // or start a scalar that its delimiter will end.
-                self.state = State::InValue;
-                self.element.clear();
-                self.depth = 0;
-                self.in_string = false;
-                self.escaped = false;
-                self.scan_value(&[byte]);
-                self.element.push(byte);
-            }
-            State::AfterValue if ws => {}
-            State::AfterValue if byte == b',' => self.state = State::ExpectValue { first: false },
-            State::AfterValue if byte == b']' => self.state = State::Done,
-            State::AfterValue => {
-                return Err(FeedError::Frame(FrameError::BadSeparator(
-                    char::from(byte),
-                    self.offset,
-                )))
-            }
-            State::Done if ws => {}
-            State::Done => return Err(FeedError::Frame(FrameError::TrailingData(self.offset))),
-            State::InValue => unreachable!("handled by feed"),
-        }
-        Ok(())
-    }
-
-    /// Scans bytes of the current element; returns how many belong to it.
-    /// Stops right after the byte that closes a structure at depth 0, or
-    /// before the delimiter that ends a scalar.
-    fn scan_value(&mut self, chunk: &[u8]) -> usize {
-        for (i, &b) in chunk.iter().enumerate() {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                    if self.depth == 0 {
-                        return i + 1;
-                    }
-                }
-                continue;
-            }
-            match b {
-                b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
-                b'}' | b']' => {
-                    if self.depth == 0 {
-                        // Closing bracket of the outer array ends a scalar.
-                        return i;
-                    }
-                    self.depth -= 1;
-                    if self.depth == 0 {
-                        return i + 1;
-                    }
-                }
-                b',' if self.depth == 0 => return i,
-                _ => {}
-            }
-        }
-        chunk.len()
-    }
-
-    /// Whether the element just scanned is complete: a closed structure or
-    /// string is; a scalar is once its delimiter is in sight.
-    fn value_complete(&self, rest: &[u8]) -> bool {
-        match self.element.first() {
-            Some(b'{' | b'[' | b'"') => true,
-            Some(_) => !rest.is_empty(),
-            None => false,
-        }
-    }
-
-    fn finish_element<E>(
+    fn consume<T: DeserializeOwned>(
         &mut self,
-        on_element: &mut impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), FeedError<E>> {
-        let trimmed = trim_ascii_end(&self.element);
-        on_element(trimmed).map_err(FeedError::Element)?;
-        self.element.clear();
-        self.state = State::AfterValue;
-        Ok(())
+        pos: &mut usize,
+        on_element: &mut impl FnMut(T),
+    ) -> Result<(), DecodeError> {
+        let buf = &self.buf;
+        loop {
+            while buf.get(*pos).is_some_and(u8::is_ascii_whitespace) {
+                *pos += 1;
+            }
+            let Some(&byte) = buf.get(*pos) else {
+                return Ok(());
+            };
+            let at = self.offset + *pos as u64;
+            match (self.state, byte) {
+                (State::Start, b'[') => self.state = State::First,
+                (State::Start, b) => return Err(DecodeError::NotAnArray(char::from(b), at)),
+                (State::First | State::Next, b']') => self.state = State::Done,
+                (State::Next, b',') => self.state = State::Element,
+                (State::Next | State::Element, b) if !starts_value(b) => {
+                    return Err(DecodeError::BadSeparator(char::from(b), at))
+                }
+                (State::First | State::Element, b) if !starts_value(b) => {
+                    return Err(DecodeError::BadSeparator(char::from(b), at))
+                }
+                (State::First | State::Element, _) => {
+                    let rest = &buf[*pos..];
+                    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
+                    match values.next() {
+                        Some(Ok(value)) => {
+                            let used = values.byte_offset();
+                            // A number or literal that touches the end of what
+                            // has arrived may continue in the next chunk.
+                            if used == rest.len() && !matches!(byte, b'{' | b'[' | b'"') {
+                                return Ok(());
+                            }
+                            on_element(value);
+                            *pos += used;
+                            self.state = State::Next;
+                            continue;
+                        }
+                        Some(Err(e)) if e.is_eof() => return Ok(()),
+                        Some(Err(source)) => {
+                            return Err(DecodeError::Element { offset: at, source })
+                        }
+                        None => return Ok(()),
+                    }
+                }
+                (State::Next, b) => return Err(DecodeError::BadSeparator(char::from(b), at)),
+                (State::Done, _) => return Err(DecodeError::TrailingData(at)),
+            }
+            *pos += 1;
+        }
     }
 }
 
-fn trim_ascii_end(bytes: &[u8]) -> &[u8] {
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    &bytes[..end]
-}
-
-/// A framing error, or the error the element callback returned.
-#[derive(Debug)]
-pub enum FeedError<E> {
-    Frame(FrameError),
-    Element(E),
+fn starts_value(b: u8) -> bool {
+    matches!(
+        b,
+        b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
-    fn frame_all(body: &[u8], chunk: usize) -> Result<Vec<String>, FrameError> {
+    fn decode_all(body: &[u8], chunk: usize) -> Result<Vec<Value>, DecodeError> {
         let mut out = Vec::new();
-        let mut framer = ArrayFramer::new(1 << 20);
-        let mut push = |e: &[u8]| -> Result<(), ()> {
-            out.push(String::from_utf8_lossy(e).into_owned());
-            Ok(())
-        };
+        let mut decoder = ArrayDecoder::new(1 << 20);
         for part in body.chunks(chunk.max(1)) {
-            framer.feed(part, &mut push).map_err(unwrap_frame)?;
+            decoder.feed(part, &mut |v: Value| out.push(v))?;
         }
-        framer.finish()?;
+        decoder.finish()?;
         Ok(out)
     }
 
-    fn unwrap_frame(e: FeedError<()>) -> FrameError {
-        match e {
-            FeedError::Frame(f) => f,
-            FeedError::Element(()) => panic!("callback never fails here"),
-        }
-    }
-
     #[test]
-    fn splits_objects_at_every_chunk_size() {
-        let body = br#" [ {"a":"x,]}\"y","b":[1,{"c":2}]} ,{"d":null},"s\\",12 ,true,[3]] "#;
-        let expected = vec![
-            r#"{"a":"x,]}\"y","b":[1,{"c":2}]}"#,
-            r#"{"d":null}"#,
-            r#""s\\""#,
-            "12",
-            "true",
-            "[3]",
-        ];
-        for size in 1..body.len() + 1 {
+    fn decodes_elements_at_every_chunk_size() {
+        let body = br#" [ {"a":"x,]}\"y","b":[1,{"c":2}]} ,{"d":null},"s\\",12 ,-3.5e2,true,[3]] "#;
+        let expected: Vec<Value> = serde_json::from_slice(body).unwrap();
+        for size in 1..=body.len() {
             assert_eq!(
-                frame_all(body, size).unwrap(),
+                decode_all(body, size).unwrap(),
                 expected,
                 "chunk size {size}"
             );
@@ -280,33 +193,47 @@ mod tests {
 
     #[test]
     fn empty_array_and_whitespace() {
-        assert_eq!(frame_all(b"[]", 1).unwrap(), Vec::<String>::new());
-        assert_eq!(frame_all(b"\n[ \n ]\n", 2).unwrap(), Vec::<String>::new());
+        assert!(decode_all(b"[]", 1).unwrap().is_empty());
+        assert!(decode_all(b"\n[ \n ]\n", 2).unwrap().is_empty());
     }
 
     #[test]
     fn rejects_what_is_not_an_array() {
-        assert_eq!(frame_all(b"<html>", 3), Err(FrameError::NotAnArray('<', 0)));
-        assert_eq!(frame_all(b"", 3), Err(FrameError::Truncated));
-        assert_eq!(frame_all(br#"[{"a":1}"#, 3), Err(FrameError::Truncated));
-        assert_eq!(frame_all(br#"[{"a":1"#, 3), Err(FrameError::Truncated));
-        assert_eq!(
-            frame_all(br#"[{"a":1} {"b":2}]"#, 3),
-            Err(FrameError::BadSeparator('{', 9))
+        let err = |body: &[u8]| decode_all(body, 3).unwrap_err().to_string();
+        assert!(err(b"<html>").contains("expected a JSON array, found byte '<'"));
+        assert!(err(b"").contains("truncated"));
+        assert!(err(br#"[{"a":1}"#).contains("truncated"));
+        assert!(err(br#"[{"a":1"#).contains("truncated"));
+        assert!(err(br#"[{"a":1} {"b":2}]"#).contains("byte '{'"));
+        assert!(err(b"[1] x").contains("after the end"));
+        assert!(err(b"[1,]").contains("byte ']'"));
+        assert!(err(b"[,1]").contains("byte ','"));
+        assert!(err(br#"[{"a":}]"#).contains("does not decode"));
+    }
+
+    #[test]
+    fn elements_must_have_the_expected_shape() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Item {
+            #[allow(dead_code)]
+            n: u32,
+        }
+        let mut decoder = ArrayDecoder::new(1 << 20);
+        let err = decoder
+            .feed(br#"[{"n":1},{"n":"x"}]"#, &mut |_: Item| {})
+            .unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Element { offset: 9, .. }),
+            "{err}"
         );
-        assert_eq!(frame_all(b"[1] x", 1), Err(FrameError::TrailingData(4)));
-        assert_eq!(frame_all(b"[1,]", 1), Err(FrameError::BadSeparator(']', 3)));
-        assert_eq!(frame_all(b"[,1]", 1), Err(FrameError::BadSeparator(',', 1)));
     }
 
     #[test]
     fn caps_element_size() {
-        let mut framer = ArrayFramer::new(8);
-        let mut sink = |_: &[u8]| -> Result<(), ()> { Ok(()) };
-        let err = framer.feed(br#"[{"abcdefgh":1}]"#, &mut sink).unwrap_err();
-        assert!(matches!(
-            err,
-            FeedError::Frame(FrameError::ElementTooLarge(8))
-        ));
+        let mut decoder = ArrayDecoder::new(8);
+        let err = decoder
+            .feed(br#"[{"abcdefgh":1"#, &mut |_: Value| {})
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::ElementTooLarge(8)));
     }
 }

@@ -168,6 +168,8 @@ impl FakeNomad {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // Go's net/http sets TCP_NODELAY on every connection.
+                let _ = stream.set_nodelay(true);
                 let (state, notify) = (Arc::clone(&shared), Arc::clone(&notify));
                 let v = v.clone();
                 tokio::spawn(async move {
@@ -591,9 +593,9 @@ async fn write_response(
     if gzip || plain_len > 2048 {
         head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         stream.write_all(head.as_bytes()).await?;
-        for part in body.chunks(4096) {
-            write_chunk(stream, part).await?;
-        }
+        // Nomad writes the encoded body in one Write, which Go's server
+        // sends as a single chunk.
+        write_chunk(stream, &body).await?;
         stream.write_all(b"0\r\n\r\n").await?;
     } else {
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
