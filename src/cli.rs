@@ -41,7 +41,8 @@ Logging: RUST_LOG (default info), to stderr.";
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// Nomad HTTP API address.
+    /// Nomad HTTP API address: http://HOST:PORT, https://…, or
+    /// unix:///PATH for an agent's Unix socket (the Task API socket).
     #[arg(long, env = "NOMAD_ADDR", value_name = "URL",
           default_value = "http://127.0.0.1:4646", value_parser = parse_nomad_uri)]
     pub nomad_uri: Url,
@@ -129,11 +130,22 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 fn parse_nomad_uri(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw.trim())
         .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:4646"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("scheme {:?} is not http or https", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
+    match url.scheme() {
+        "http" | "https" => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err("the URL has no host".into());
+            }
+        }
+        // The agent's Unix socket, e.g. the Task API socket a workload
+        // identity gets at unix:///secrets/api.sock (NOMAD_UNIX_ADDR).
+        "unix" => {
+            if url.path().len() < 2 || url.host_str().is_some_and(|h| !h.is_empty()) {
+                return Err(
+                    "a unix:// address needs an absolute path: unix:///secrets/api.sock".into(),
+                );
+            }
+        }
+        other => return Err(format!("scheme {other:?} is not http, https or unix")),
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("the URL must not have a query or fragment".into());
@@ -207,6 +219,8 @@ mod tests {
     fn nomad_uris() {
         assert!(parse_nomad_uri("http://localhost:4646").is_ok());
         assert!(parse_nomad_uri("https://nomad.example:4646/").is_ok());
+        assert!(parse_nomad_uri("unix:///secrets/api.sock").is_ok());
+        assert!(parse_nomad_uri("unix://relative/api.sock").is_err());
         assert!(parse_nomad_uri("localhost:4646").is_err());
         assert!(parse_nomad_uri("ftp://x").is_err());
         assert!(parse_nomad_uri("not a url").is_err());

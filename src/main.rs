@@ -2,6 +2,7 @@
 //! Usage errors print one line and exit 2; a clean stop exits 0; `--once`
 //! exits 1 when a poll failed.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -31,8 +32,11 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // No colour codes when stderr is a file or a pipe (docker logs, Nomad
+    // alloc logs, journald).
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match cfg.log_format {
         LogFormat::Text => logs.init(),

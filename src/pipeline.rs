@@ -150,7 +150,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
         tracing::warn!("{warning}");
     }
     tracing::info!(
-        nomad = %api.base(),
+        nomad = %api.origin(),
         statsd = %cfg.statsd,
         interval = %humantime::format_duration(cfg.interval),
         client = cfg.roles.client,

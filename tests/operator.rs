@@ -159,3 +159,39 @@ async fn unix_socket_and_global_tags() {
     statsd.assert_clean();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--nomad-uri unix:///…`: the agent's Unix socket (the Task API socket a
+/// Nomad system job reaches with a workload identity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nomad_over_a_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("nm-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("api.sock");
+    let _ = std::fs::remove_file(&path);
+    let nomad = FakeNomad::start_unix(&path, "1.11.0").await;
+    let statsd = StatsdCapture::start().await;
+    let uri = format!("unix://{}", path.display());
+    let port = statsd.port().to_string();
+    let token = "wi-token-jwt";
+    let daemon = Daemon::start(config(
+        &args_for(&uri, &port, &["--client", "--server"]),
+        &[("NOMAD_TOKEN", token)],
+    ));
+    let client = statsd.next_poll(CLIENT, WAIT).await;
+    let server = statsd.next_poll(SERVER, WAIT).await;
+    daemon.stop().await;
+    let e = fixture("1.11.0", "expected.json");
+    assert_eq!(
+        by_name(&client)[&format!("{CLIENT}resources.total.cpu")],
+        e["client"]["total"][0].as_f64().unwrap()
+    );
+    assert_eq!(
+        by_name(&server)[&format!("{SERVER}jobs.dead")],
+        e["jobs"]["dead"].as_f64().unwrap()
+    );
+    assert!(nomad
+        .requests()
+        .iter()
+        .all(|r| r.headers.get("x-nomad-token").map(String::as_str) == Some(token)));
+    let _ = std::fs::remove_dir_all(&dir);
+}

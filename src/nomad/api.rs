@@ -31,7 +31,7 @@ pub const MAX_LIST_BYTES: u64 = 1 << 30;
 /// `NOMAD_ADDR`, `NOMAD_TOKEN`, `NOMAD_REGION` and the `NOMAD_*` TLS variables.
 #[derive(Clone)]
 pub struct NomadApiOptions {
-    /// Base URL, e.g. `http://127.0.0.1:4646`.
+    /// Base URL, e.g. `http://127.0.0.1:4646`, or `unix:///secrets/api.sock`.
     pub base: Url,
     /// ACL secret (`NOMAD_TOKEN`); sent as `X-Nomad-Token`, never logged.
     pub token: Option<String>,
@@ -80,6 +80,8 @@ pub struct TlsOptions {
 pub struct NomadApi {
     http: reqwest::Client,
     base: Url,
+    /// Where requests go, for messages: the base URL, or the Unix socket.
+    origin: String,
     region: Option<String>,
     timeout: Duration,
 }
@@ -158,7 +160,12 @@ impl NomadApi {
             builder = builder.danger_accept_invalid_certs(true);
         }
         let mut base = opts.base.clone();
-        if let Some(name) = tls.server_name.as_deref().filter(|n| !n.is_empty()) {
+        let origin = opts.base.as_str().trim_end_matches('/').to_owned();
+        if base.scheme() == "unix" {
+            // All requests go over the socket; the URL only carries the path.
+            builder = builder.unix_socket(PathBuf::from(base.path()));
+            base = Url::parse("http://localhost/").context("static URL")?;
+        } else if let Some(name) = tls.server_name.as_deref().filter(|n| !n.is_empty()) {
             // Verify against `name` but connect to the configured host: put
             // the name in the URL (so rustls checks it and sends it as SNI)
             // and resolve it to wherever the original host resolves.
@@ -180,15 +187,16 @@ impl NomadApi {
         Ok(Self {
             http,
             base,
+            origin,
             region: opts.region.filter(|r| !r.is_empty()),
             timeout: opts.timeout,
         })
     }
 
-    /// The base URL requests go to.
+    /// Where requests go: the base URL, or `unix:///…` for a socket.
     #[must_use]
-    pub fn base(&self) -> &Url {
-        &self.base
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// `GET /v1/agent/self`.
@@ -368,7 +376,7 @@ impl NomadApi {
                 self.timeout_error(path)
             } else {
                 NomadError::Unreachable {
-                    url: url.to_string(),
+                    url: format!("{}{path}", self.origin),
                     source,
                 }
             }

@@ -112,6 +112,24 @@ impl Drop for FakeNomad {
     }
 }
 
+/// Fresh state with the fixture lists of `version`.
+fn new_state(version: &str) -> (Arc<Mutex<State>>, Arc<tokio::sync::Notify>) {
+    let mut st = State::default();
+    for (list, file) in [
+        (List::Jobs, "jobs.json"),
+        (List::Nodes, "nodes.json"),
+        (List::Allocations, "allocations.json"),
+    ] {
+        let items = items_from_fixture(list, &fixture(version, file));
+        st.lists.insert(list, Arc::new(items));
+        st.indexes.insert(list, 1000);
+    }
+    (
+        Arc::new(Mutex::new(st)),
+        Arc::new(tokio::sync::Notify::new()),
+    )
+}
+
 /// The fixture folder of a version.
 pub fn fixture_dir(version: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -149,18 +167,7 @@ impl FakeNomad {
         );
         let listener = TcpListener::bind(listen).await.expect("bind fake Nomad");
         let addr = listener.local_addr().expect("local addr");
-        let mut st = State::default();
-        for (list, file) in [
-            (List::Jobs, "jobs.json"),
-            (List::Nodes, "nodes.json"),
-            (List::Allocations, "allocations.json"),
-        ] {
-            let items = items_from_fixture(list, &fixture(version, file));
-            st.lists.insert(list, Arc::new(items));
-            st.indexes.insert(list, 1000);
-        }
-        let state = Arc::new(Mutex::new(st));
-        let changed = Arc::new(tokio::sync::Notify::new());
+        let (state, changed) = new_state(version);
         let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
         let v = version.to_owned();
         let task = tokio::spawn(async move {
@@ -179,6 +186,34 @@ impl FakeNomad {
         });
         Self {
             addr,
+            version: version.to_owned(),
+            state,
+            changed,
+            task,
+        }
+    }
+
+    /// Starts serving on a Unix stream socket at `path` (like an agent's
+    /// Task API socket). `addr` is then 0.0.0.0:0.
+    pub async fn start_unix(path: &std::path::Path, version: &str) -> Self {
+        let listener = tokio::net::UnixListener::bind(path).expect("bind Unix fake Nomad");
+        let (state, changed) = new_state(version);
+        let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
+        let v = version.to_owned();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (state, notify) = (Arc::clone(&shared), Arc::clone(&notify));
+                let v = v.clone();
+                tokio::spawn(async move {
+                    let _ = serve_connection(stream, &v, &state, &notify).await;
+                });
+            }
+        });
+        Self {
+            addr: ([0, 0, 0, 0], 0).into(),
             version: version.to_owned(),
             state,
             changed,
@@ -260,8 +295,28 @@ impl FakeNomad {
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
+/// A connection the fake can serve: TCP, or a Unix stream socket.
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {
+    /// Makes the coming close a reset (TCP only).
+    fn arm_reset(&self) -> std::io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn arm_reset(&self) -> std::io::Result<()> {
+        // A zero linger makes close send RST; it does not block.
+        #[allow(deprecated)]
+        self.set_linger(Some(Duration::ZERO))
+    }
+}
+
+impl Conn for tokio::net::UnixStream {
+    fn arm_reset(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn serve_connection<S: Conn>(
+    mut stream: S,
     version: &str,
     state: &Mutex<State>,
     changed: &tokio::sync::Notify,
@@ -355,9 +410,7 @@ async fn serve_connection(
                 return Ok(());
             }
             Some(Fault::Reset) => {
-                // A zero linger makes close send RST; it does not block.
-                #[allow(deprecated)]
-                stream.set_linger(Some(Duration::ZERO))?;
+                stream.arm_reset()?;
                 return Ok(());
             }
             Some(Fault::Endless) => {
@@ -440,8 +493,8 @@ fn parse_go_duration(text: &str) -> Duration {
     }
 }
 
-async fn answer(
-    stream: &mut TcpStream,
+async fn answer<S: Conn>(
+    stream: &mut S,
     request: &Request,
     version: &str,
     state: &Mutex<State>,
@@ -544,8 +597,8 @@ fn compact(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).expect("serialise")
 }
 
-async fn write_response(
-    stream: &mut TcpStream,
+async fn write_response<S: Conn>(
+    stream: &mut S,
     status: u16,
     content_type: &str,
     body: &[u8],
@@ -605,7 +658,7 @@ async fn write_response(
     stream.flush().await
 }
 
-async fn write_chunk(stream: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+async fn write_chunk<S: Conn>(stream: &mut S, data: &[u8]) -> std::io::Result<()> {
     stream
         .write_all(format!("{:x}\r\n", data.len()).as_bytes())
         .await?;
