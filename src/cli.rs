@@ -104,6 +104,11 @@ pub struct StartArgs {
     #[arg(long, value_name = "PATH")]
     pub nomad_token_file: Option<PathBuf>,
 
+    /// Serve GET /healthz on this address (e.g. 0.0.0.0:8686): 200 while
+    /// every mode polled successfully within the last 3 intervals, else 503.
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<std::net::SocketAddr>,
+
     /// Poll each enabled mode once, send, and exit (non-zero if a poll failed).
     #[arg(long)]
     pub once: bool,

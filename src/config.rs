@@ -43,6 +43,8 @@ pub struct Config {
     pub resync: Duration,
     /// `--once`: one poll per mode, then exit.
     pub once: bool,
+    /// `--health-listen`.
+    pub health_listen: Option<std::net::SocketAddr>,
     pub log_format: LogFormat,
     /// Problems worth a warning once logging is up (ignored `DD_TAGS` items).
     pub warnings: Vec<String>,
@@ -116,6 +118,7 @@ impl Config {
             page_size: (args.page_size > 0).then_some(args.page_size),
             resync: args.resync,
             once: args.once,
+            health_listen: args.health_listen,
             log_format: args.log_format,
             warnings,
         })

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod gauges;
+pub mod health;
 pub mod nomad;
 pub mod pipeline;
 pub mod shutdown;

@@ -13,12 +13,15 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use anyhow::Context as _;
+
 use crate::config::Config;
 use crate::gauges::client::{self as client_map, ClientOptions, LifecycleRules, UnknownCapacity};
 use crate::gauges::server::{
     capacity_gauges, AllocUsage, JobCounts, NodeView, SeriesMemory, ZERO_FILLED,
 };
 use crate::gauges::{self, Gauge, Tag};
+use crate::health::{self, HealthBoard};
 use crate::nomad::model::{Alloc, JobStub, Node};
 use crate::nomad::{Block, ListOutcome, ListQuery, NomadApi, NomadError, NomadVersion};
 use crate::statsd::Statsd;
@@ -162,14 +165,43 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
     if cfg.nomad.tls.skip_verify {
         tracing::warn!("NOMAD_SKIP_VERIFY is set: Nomad's TLS certificate is NOT verified");
     }
+    let roles: Vec<Role> = [
+        (cfg.roles.client, Role::Client),
+        (cfg.roles.server, Role::Server),
+    ]
+    .into_iter()
+    .filter_map(|(on, role)| on.then_some(role))
+    .collect();
+    let board = HealthBoard::new(cfg.interval, &roles);
+    if let Some(addr) = cfg.health_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on --health-listen {addr}"))?;
+        tracing::info!(addr = %addr, "serving /healthz");
+        tokio::spawn(health::serve(
+            listener,
+            Arc::clone(&board),
+            shutdown.clone(),
+        ));
+    }
     let mut loops = tokio::task::JoinSet::new();
     if cfg.roles.client {
         let collector = ClientCollector::new(api.clone(), cfg.identity_tags);
-        loops.spawn(run_loop(collector, cfg.clone(), shutdown.clone()));
+        loops.spawn(run_loop(
+            collector,
+            cfg.clone(),
+            Arc::clone(&board),
+            shutdown.clone(),
+        ));
     }
     if cfg.roles.server {
         let collector = ServerCollector::new(api.clone(), &cfg, shutdown.child_token());
-        loops.spawn(run_loop(collector, cfg.clone(), shutdown.clone()));
+        loops.spawn(run_loop(
+            collector,
+            cfg.clone(),
+            Arc::clone(&board),
+            shutdown.clone(),
+        ));
     }
     let mut finished = Finished {
         last_poll_failed: false,
@@ -193,6 +225,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
 pub async fn run_loop<C: Collector>(
     mut collector: C,
     cfg: Config,
+    board: Arc<HealthBoard>,
     shutdown: CancellationToken,
 ) -> bool {
     let mut last_failed = false;
@@ -222,6 +255,7 @@ pub async fn run_loop<C: Collector>(
             None => health.succeeded(role),
             Some(err) => health.failed(role, err),
         }
+        board.record(role, error.as_ref().map(|e| error_chain(e)));
         let [failure, duration, age] = collector.health_gauges();
         let tags = collector.health_tags();
         gauges.extend(Gauge::new(

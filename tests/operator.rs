@@ -195,3 +195,53 @@ async fn nomad_over_a_unix_socket() {
         .all(|r| r.headers.get("x-nomad-token").map(String::as_str) == Some(token)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--health-listen`: 200 while polls succeed, 503 (with the reason) once a
+/// mode has not succeeded for three intervals, 200 again after recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_follows_poll_health() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let (nomad, statsd, daemon) =
+        setup("1.11.0", &["--client", "--health-listen", &listen], &[]).await;
+    statsd.next_poll(CLIENT, WAIT).await;
+    let url = format!("http://{listen}/healthz");
+    let get = || async {
+        let r = reqwest::get(&url).await.expect("healthz answers");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    let (status, body) = get().await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("client: ok"), "{body}");
+    nomad.set_fault("/v1/node/", Fault::Status(500, "No cluster leader"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let body = loop {
+        let (status, body) = get().await;
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never unhealthy: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(body.contains("client: no successful poll for"), "{body}");
+    assert!(body.contains("500"), "the reason is given: {body}");
+    nomad.clear_faults();
+    statsd
+        .wait_for("recovery", WAIT, |l| {
+            l.name == format!("{CLIENT}poll_failure") && l.value == 0.0
+        })
+        .await;
+    assert_eq!(get().await.0, 200);
+    let r = reqwest::get(format!("http://{listen}/other"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    daemon.stop().await;
+}
