@@ -423,7 +423,7 @@ impl<'de> Deserialize<'de> for GroupTally {
                     let g: TaskGroupSummary = map.next_value()?;
                     tally.groups += 1;
                     tally.with_complete += u32::from(g.complete > 0);
-                    tally.with_failures += u32::from(g.failed + g.lost + g.unknown > 0);
+                    tally.with_failures += u32::from(g.failed > 0 || g.lost > 0 || g.unknown > 0);
                 }
                 Ok(tally)
             }
