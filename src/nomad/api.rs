@@ -20,10 +20,15 @@ use super::error::NomadError;
 use super::model::{AgentSelf, Alloc, JobStub, Node};
 use super::stream::{ArrayDecoder, DecodeError};
 
-/// Cap for single-document answers (`/v1/agent/self`, `/v1/node/<id>`).
-pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+/// Cap for a node document (`/v1/node/<id>`: tens of KiB, more with many
+/// devices or attributes).
+pub const MAX_NODE_BYTES: u64 = 4 << 20;
+/// Cap for `/v1/agent/self` (the agent's whole configuration).
+pub const MAX_AGENT_BYTES: u64 = 2 << 20;
+/// Cap for `/v1/status/leader` (one quoted address).
+pub const MAX_LEADER_BYTES: u64 = 64 << 10;
 /// Cap for one element of a list answer (a job stub, a full allocation).
-pub const MAX_ELEMENT_BYTES: usize = 8 << 20;
+pub const MAX_ELEMENT_BYTES: usize = 4 << 20;
 /// Cap for a whole list answer, decoded bytes (100k job stubs are ~70 MB).
 pub const MAX_LIST_BYTES: u64 = 1 << 30;
 
@@ -205,7 +210,7 @@ impl NomadApi {
     ///
     /// Any `NomadError`.
     pub async fn agent_self(&self) -> Result<AgentSelf, NomadError> {
-        self.get_document("/v1/agent/self", &[]).await
+        self.get_document("/v1/agent/self", MAX_AGENT_BYTES).await
     }
 
     /// `GET /v1/node/<id>`.
@@ -215,7 +220,7 @@ impl NomadApi {
     /// Any `NomadError`; 404 when the node is unknown.
     pub async fn node(&self, node_id: &str) -> Result<Node, NomadError> {
         let path = format!("/v1/node/{node_id}");
-        self.get_document(&path, &[]).await
+        self.get_document(&path, MAX_NODE_BYTES).await
     }
 
     /// `GET /v1/node/<id>/allocations`, decoded element by element.
@@ -238,7 +243,7 @@ impl NomadApi {
     ///
     /// Any `NomadError`.
     pub async fn leader(&self) -> Result<String, NomadError> {
-        self.get_document("/v1/status/leader", &[]).await
+        self.get_document("/v1/status/leader", MAX_LEADER_BYTES).await
     }
 
     /// Reads a list endpoint, page by page when `per_page` is set (Nomad
@@ -416,32 +421,24 @@ impl NomadApi {
         }
     }
 
-    async fn get_document<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<T, NomadError> {
+    /// GETs one JSON document of at most `limit` bytes.
+    async fn get_document<T: DeserializeOwned>(&self, path: &str, limit: u64) -> Result<T, NomadError> {
         let work = async {
-            let response = self.send(path, query, self.timeout).await?;
+            let response = self.send(path, &[], self.timeout).await?;
             let content_type = content_type(&response);
-            if response
-                .content_length()
-                .is_some_and(|n| n > MAX_DOCUMENT_BYTES)
-            {
-                return Err(NomadError::TooLarge {
-                    path: path.to_owned(),
-                    limit_bytes: MAX_DOCUMENT_BYTES,
-                });
+            let too_large = || NomadError::TooLarge {
+                path: path.to_owned(),
+                limit_bytes: limit,
+            };
+            if response.content_length().is_some_and(|n| n > limit) {
+                return Err(too_large());
             }
             let mut body = Vec::new();
             let mut chunks = response.bytes_stream();
             while let Some(chunk) = chunks.next().await {
                 let chunk = chunk.map_err(|e| self.body_error(path, e))?;
-                if (body.len() + chunk.len()) as u64 > MAX_DOCUMENT_BYTES {
-                    return Err(NomadError::TooLarge {
-                        path: path.to_owned(),
-                        limit_bytes: MAX_DOCUMENT_BYTES,
-                    });
+                if (body.len() + chunk.len()) as u64 > limit {
+                    return Err(too_large());
                 }
                 body.extend_from_slice(&chunk);
             }
