@@ -48,11 +48,22 @@ async fn main() {
         }
     }
     let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/nomad-metrics");
-    assert!(bin.exists(), "build the daemon first: cargo build --release");
+    assert!(
+        bin.exists(),
+        "build the daemon first: cargo build --release"
+    );
     let nomad = FakeNomad::start("1.11.0").await;
     let statsd = statsd_capture::StatsdCapture::start().await;
     let mut child = Command::new(&bin)
-        .args(["start", "--client", "--server", "--interval", &interval, "--statsd-host", "127.0.0.1"])
+        .args([
+            "start",
+            "--client",
+            "--server",
+            "--interval",
+            &interval,
+            "--statsd-host",
+            "127.0.0.1",
+        ])
         .arg(format!("--statsd-port={}", statsd.port()))
         .arg(format!("--nomad-uri={}", nomad.url()))
         .env("RUST_LOG", "warn")
@@ -63,7 +74,10 @@ async fn main() {
     let pid = child.id();
     let faults: Vec<(&str, Option<Fault>)> = vec![
         ("none", None),
-        ("500", Some(Fault::Status(500, "rpc error: No cluster leader"))),
+        (
+            "500",
+            Some(Fault::Status(500, "rpc error: No cluster leader")),
+        ),
         ("none", None),
         ("403", Some(Fault::Status(403, "Permission denied"))),
         ("none", None),
@@ -90,7 +104,10 @@ async fn main() {
     let mut rss_max = 0;
     let mut phase = 0;
     println!("soak: {minutes} min, interval {interval}, daemon pid {pid}");
-    println!("RSS at start: {:.1} MiB", rss_kib(pid).unwrap_or(0) as f64 / 1024.0);
+    println!(
+        "RSS at start: {:.1} MiB",
+        rss_kib(pid).unwrap_or(0) as f64 / 1024.0
+    );
     while started.elapsed() < total {
         let (name, fault) = &faults[phase % faults.len()];
         nomad.clear_faults();
@@ -98,7 +115,13 @@ async fn main() {
             // Both modes at once: the client's node endpoints, and for the
             // server the per-poll leader check and the list endpoints (whose
             // parked blocking queries only meet the fault when they return).
-            for path in ["/v1/node/", "/v1/status/leader", "/v1/jobs", "/v1/nodes", "/v1/allocations"] {
+            for path in [
+                "/v1/node/",
+                "/v1/status/leader",
+                "/v1/jobs",
+                "/v1/nodes",
+                "/v1/allocations",
+            ] {
                 nomad.set_fault(path, f.clone());
             }
         }
@@ -116,25 +139,41 @@ async fn main() {
             }
         }
         if verbose {
-            println!("  phase {phase:>3} {name:<10} RSS {:.1} MiB", rss_kib(pid).unwrap_or(0) as f64 / 1024.0);
+            println!(
+                "  phase {phase:>3} {name:<10} RSS {:.1} MiB",
+                rss_kib(pid).unwrap_or(0) as f64 / 1024.0
+            );
         }
         phase += 1;
     }
     nomad.clear_faults();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_end = rss_kib(pid).unwrap_or(0);
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let status = child.wait().expect("wait");
     let lines = statsd.lines();
     let mut report = Vec::new();
     let mut ok = status.code() == Some(0);
     for role in ["client", "server"] {
         let name = format!("circle.nomad.{role}_agent.poll_failure");
-        let polls: Vec<f64> = lines.iter().filter(|l| l.name == name).map(|l| l.value).collect();
+        let polls: Vec<f64> = lines
+            .iter()
+            .filter(|l| l.name == name)
+            .map(|l| l.value)
+            .collect();
         let failed = polls.iter().filter(|v| **v == 1.0).count();
-        let recovered = polls.windows(2).filter(|w| w[0] == 1.0 && w[1] == 0.0).count();
+        let recovered = polls
+            .windows(2)
+            .filter(|w| w[0] == 1.0 && w[1] == 0.0)
+            .count();
         ok &= polls.last() == Some(&0.0) && recovered > 0;
-        report.push(format!("{role}: {} polls, {failed} failed, {recovered} recoveries, last poll_failure {:?}", polls.len(), polls.last()));
+        report.push(format!(
+            "{role}: {} polls, {failed} failed, {recovered} recoveries, last poll_failure {:?}",
+            polls.len(),
+            polls.last()
+        ));
     }
     let start = rss_after_warmup.unwrap_or(0);
     ok &= start > 0 && rss_end * 4 <= start * 5;

@@ -182,3 +182,69 @@ async fn statsd_not_listening_is_not_fatal() {
     }
     daemon.stop().await;
 }
+
+/// Many failing polls, one warning; recovery, one info line. Run as the real
+/// binary so the real log output is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_log_line_per_state_change() {
+    use std::process::{Command, Stdio};
+    let nomad = FakeNomad::start("1.11.0").await;
+    nomad.set_fault("/v1/node/", Fault::Status(500, "No cluster leader"));
+    let statsd = StatsdCapture::start().await;
+    let child = Command::new(env!("CARGO_BIN_EXE_nomad-metrics"))
+        .args([
+            "start",
+            "--client",
+            "--interval",
+            "100ms",
+            "--statsd-host",
+            "127.0.0.1",
+        ])
+        .arg(format!("--statsd-port={}", statsd.port()))
+        .arg(format!("--nomad-uri={}", nomad.url()))
+        .env("RUST_LOG", "info")
+        .env_remove("NOMAD_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    for _ in 0..6 {
+        let poll = statsd.next_poll(CLIENT, WAIT).await;
+        assert_eq!(by_name(&poll)[&format!("{CLIENT}poll_failure")], 1.0);
+    }
+    nomad.clear_faults();
+    statsd
+        .wait_for("recovery", WAIT, |l| {
+            l.name == format!("{CLIENT}poll_failure") && l.value == 0.0
+        })
+        .await;
+    for _ in 0..3 {
+        statsd.next_poll(CLIENT, WAIT).await;
+    }
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("poll failed"))
+        .collect();
+    let recovered: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("poll recovered"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert!(
+        failed[0].contains("WARN")
+            && failed[0].contains("500")
+            && failed[0].contains("No cluster leader"),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(recovered.len(), 1, "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes in a piped log");
+}

@@ -10,3 +10,4 @@ mod fuzz;
 mod operator;
 mod server_cluster;
 mod server_role;
+mod tls;

@@ -221,6 +221,43 @@ impl FakeNomad {
         }
     }
 
+    /// Starts serving HTTPS on 127.0.0.1:0 with `tls` (see `support::tls`).
+    pub async fn start_tls(version: &str, tls: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Nomad");
+        let addr = listener.local_addr().expect("local addr");
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (state, changed) = new_state(version);
+        let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
+        let v = version.to_owned();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let (state, notify, acceptor) =
+                    (Arc::clone(&shared), Arc::clone(&notify), acceptor.clone());
+                let v = v.clone();
+                tokio::spawn(async move {
+                    // A handshake failure (unknown CA, no client cert) just
+                    // ends the connection, as on a real agent.
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = serve_connection(stream, &v, &state, &notify).await;
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            version: version.to_owned(),
+            state,
+            changed,
+            task,
+        }
+    }
+
     /// Replaces a list (e.g. with synthetic items) and moves its index.
     pub fn set_list(&self, list: List, items: Vec<Item>) {
         let mut st = self.state.lock().unwrap();
@@ -306,6 +343,12 @@ impl Conn for TcpStream {
         // A zero linger makes close send RST; it does not block.
         #[allow(deprecated)]
         self.set_linger(Some(Duration::ZERO))
+    }
+}
+
+impl Conn for tokio_rustls::server::TlsStream<TcpStream> {
+    fn arm_reset(&self) -> std::io::Result<()> {
+        self.get_ref().0.arm_reset()
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod fake_nomad;
 pub mod statsd_capture;
+pub mod tls;
 
 use std::time::Duration;
 
