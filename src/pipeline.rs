@@ -454,6 +454,17 @@ impl ListSource for JobsSource {
     }
 }
 
+/// Reads a list into `aggregate`, one element at a time.
+async fn fold_list<T: serde::de::DeserializeOwned, A>(
+    api: &NomadApi,
+    query: &ListQuery<'_>,
+    mut aggregate: A,
+    add: impl Fn(&mut A, T),
+) -> Result<(ListOutcome, Option<A>), NomadError> {
+    let outcome = api.list(query, |item: T| add(&mut aggregate, item)).await?;
+    Ok((outcome, Some(aggregate)))
+}
+
 /// `/v1/nodes` folded into a `NodeView`.
 struct NodesSource {
     /// `?resources=true` (1.0+).
@@ -483,9 +494,10 @@ impl ListSource for NodesSource {
         }
         query.per_page = self.per_page;
         query.block = block;
-        let mut view = NodeView::default();
-        let outcome = api.list(&query, |node: Node| view.add(&node)).await?;
-        Ok((outcome, Some(view)))
+        fold_list(api, &query, NodeView::default(), |view, node: Node| {
+            view.add(&node)
+        })
+        .await
     }
 }
 
@@ -526,9 +538,13 @@ impl ListSource for AllocsSource {
         }
         // Not paged: allocation page tokens are broken before 1.10.2 (GH-25435).
         query.block = block;
-        let mut usage = AllocUsage::new(self.rules);
-        let outcome = api.list(&query, |alloc: Alloc| usage.add(&alloc)).await?;
-        Ok((outcome, Some(usage)))
+        fold_list(
+            api,
+            &query,
+            AllocUsage::new(self.rules),
+            |usage, alloc: Alloc| usage.add(&alloc),
+        )
+        .await
     }
 }
 

@@ -200,13 +200,7 @@ async fn token_never_logged_at_trace_level() {
         .expect("spawn");
     statsd.next_poll(SERVER, WAIT).await;
     statsd.next_poll(CLIENT, WAIT).await;
-    let pid = child.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(0));
+    let out = sigterm_and_collect(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("TRACE") || stderr.contains("trace"),

@@ -221,13 +221,7 @@ async fn one_log_line_per_state_change() {
     for _ in 0..3 {
         statsd.next_poll(CLIENT, WAIT).await;
     }
-    let pid = child.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(0));
+    let out = sigterm_and_collect(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let failed: Vec<&str> = stderr
         .lines()

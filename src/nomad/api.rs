@@ -243,7 +243,8 @@ impl NomadApi {
     ///
     /// Any `NomadError`.
     pub async fn leader(&self) -> Result<String, NomadError> {
-        self.get_document("/v1/status/leader", MAX_LEADER_BYTES).await
+        self.get_document("/v1/status/leader", MAX_LEADER_BYTES)
+            .await
     }
 
     /// Reads a list endpoint, page by page when `per_page` is set (Nomad
@@ -422,7 +423,11 @@ impl NomadApi {
     }
 
     /// GETs one JSON document of at most `limit` bytes.
-    async fn get_document<T: DeserializeOwned>(&self, path: &str, limit: u64) -> Result<T, NomadError> {
+    async fn get_document<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        limit: u64,
+    ) -> Result<T, NomadError> {
         let work = async {
             let response = self.send(path, &[], self.timeout).await?;
             let content_type = content_type(&response);

@@ -145,7 +145,7 @@ pub struct Node {
     pub node_resources: Option<NodeResources>,
     /// 0.9+: what the agent config reserves for the host.
     #[serde(default)]
-    pub reserved_resources: Option<NodeReservedResources>,
+    pub reserved_resources: Option<NodeResources>,
     /// Legacy capacity: the only source before 0.9, zeroed 1.7–1.10, gone 1.11.
     #[serde(default)]
     pub resources: Option<LegacyResources>,
@@ -175,22 +175,11 @@ pub struct LegacyResources {
     pub iops: i64,
 }
 
-/// `Node.NodeResources` (0.9+).
+/// `Node.NodeResources` and `Node.ReservedResources` (0.9+): cpu, memory
+/// and disk blocks (the other keys are not read).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct NodeResources {
-    #[serde(default)]
-    pub cpu: Option<CpuShares>,
-    #[serde(default)]
-    pub memory: Option<MemoryMb>,
-    #[serde(default)]
-    pub disk: Option<DiskMb>,
-}
-
-/// `Node.ReservedResources` (0.9+).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NodeReservedResources {
     #[serde(default)]
     pub cpu: Option<CpuShares>,
     #[serde(default)]

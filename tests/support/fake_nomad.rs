@@ -167,58 +167,24 @@ impl FakeNomad {
         );
         let listener = TcpListener::bind(listen).await.expect("bind fake Nomad");
         let addr = listener.local_addr().expect("local addr");
-        let (state, changed) = new_state(version);
-        let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
-        let v = version.to_owned();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                // Go's net/http sets TCP_NODELAY on every connection.
-                let _ = stream.set_nodelay(true);
-                let (state, notify) = (Arc::clone(&shared), Arc::clone(&notify));
-                let v = v.clone();
-                tokio::spawn(async move {
-                    let _ = serve_connection(stream, &v, &state, &notify).await;
-                });
-            }
-        });
-        Self {
+        Self::launch(
+            version,
             addr,
-            version: version.to_owned(),
-            state,
-            changed,
-            task,
-        }
+            listener,
+            |stream| async move { Some(stream) },
+        )
     }
 
     /// Starts serving on a Unix stream socket at `path` (like an agent's
     /// Task API socket). `addr` is then 0.0.0.0:0.
     pub async fn start_unix(path: &std::path::Path, version: &str) -> Self {
         let listener = tokio::net::UnixListener::bind(path).expect("bind Unix fake Nomad");
-        let (state, changed) = new_state(version);
-        let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
-        let v = version.to_owned();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (state, notify) = (Arc::clone(&shared), Arc::clone(&notify));
-                let v = v.clone();
-                tokio::spawn(async move {
-                    let _ = serve_connection(stream, &v, &state, &notify).await;
-                });
-            }
-        });
-        Self {
-            addr: ([0, 0, 0, 0], 0).into(),
-            version: version.to_owned(),
-            state,
-            changed,
-            task,
-        }
+        Self::launch(
+            version,
+            ([0, 0, 0, 0], 0).into(),
+            listener,
+            |stream| async move { Some(stream) },
+        )
     }
 
     /// Starts serving HTTPS on 127.0.0.1:0 with `tls` (see `support::tls`).
@@ -228,22 +194,35 @@ impl FakeNomad {
             .expect("bind fake Nomad");
         let addr = listener.local_addr().expect("local addr");
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        // A handshake failure (unknown CA, no client cert) just ends the
+        // connection, as on a real agent.
+        Self::launch(version, addr, listener, move |stream| {
+            let acceptor = acceptor.clone();
+            async move { acceptor.accept(stream).await.ok() }
+        })
+    }
+
+    /// Serves `version`'s fixtures on every connection `listener` accepts,
+    /// after `upgrade` (e.g. a TLS handshake) turned it into a `Conn`.
+    fn launch<L, S, F, Fut>(version: &str, addr: SocketAddr, listener: L, upgrade: F) -> Self
+    where
+        L: Listen,
+        S: Conn + 'static,
+        F: Fn(L::Raw) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Option<S>> + Send + 'static,
+    {
         let (state, changed) = new_state(version);
         let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
         let v = version.to_owned();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok(raw) = listener.accept_raw().await else {
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let (state, notify, acceptor) =
-                    (Arc::clone(&shared), Arc::clone(&notify), acceptor.clone());
-                let v = v.clone();
+                let (state, notify, v) = (Arc::clone(&shared), Arc::clone(&notify), v.clone());
+                let upgraded = upgrade(raw);
                 tokio::spawn(async move {
-                    // A handshake failure (unknown CA, no client cert) just
-                    // ends the connection, as on a real agent.
-                    if let Ok(stream) = acceptor.accept(stream).await {
+                    if let Some(stream) = upgraded.await {
                         let _ = serve_connection(stream, &v, &state, &notify).await;
                     }
                 });
@@ -332,7 +311,30 @@ impl FakeNomad {
     }
 }
 
-/// A connection the fake can serve: TCP, or a Unix stream socket.
+/// A listening socket the fake accepts connections on.
+trait Listen: Send + 'static {
+    type Raw: Send + 'static;
+    fn accept_raw(&self) -> impl std::future::Future<Output = std::io::Result<Self::Raw>> + Send;
+}
+
+impl Listen for TcpListener {
+    type Raw = TcpStream;
+    async fn accept_raw(&self) -> std::io::Result<TcpStream> {
+        let (stream, _) = self.accept().await?;
+        // Go's net/http sets TCP_NODELAY on every connection.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+impl Listen for tokio::net::UnixListener {
+    type Raw = tokio::net::UnixStream;
+    async fn accept_raw(&self) -> std::io::Result<tokio::net::UnixStream> {
+        Ok(self.accept().await?.0)
+    }
+}
+
+/// A connection the fake can serve: TCP, TLS over TCP, or a Unix socket.
 trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {
     /// Makes the coming close a reset (TCP only).
     fn arm_reset(&self) -> std::io::Result<()>;

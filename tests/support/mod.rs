@@ -124,6 +124,19 @@ pub fn series(lines: &[Line]) -> std::collections::BTreeMap<String, f64> {
     map
 }
 
+/// Sends SIGTERM to a spawned daemon and collects its output; asserts the
+/// clean exit (code 0).
+pub fn sigterm_and_collect(child: std::process::Child) -> std::process::Output {
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    let out = child.wait_with_output().expect("wait for the daemon");
+    assert_eq!(out.status.code(), Some(0), "exit code after SIGTERM");
+    out
+}
+
 /// Polls `cond` every 10 ms until it holds; panics after `WAIT`.
 pub async fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
