@@ -90,6 +90,11 @@ pub struct StartArgs {
     #[arg(long)]
     pub gzip: bool,
 
+    /// Let any Nomad server answer --server list queries, not only the
+    /// leader (`?stale`): spreads the load, data may lag by a few ms.
+    #[arg(long)]
+    pub stale: bool,
+
     /// Read --server lists in pages of N items (Nomad 1.3+; 0 = one request).
     /// Spares Nomad servers building one huge answer; costs more requests.
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -41,6 +41,8 @@ pub struct Config {
     pub page_size: Option<u32>,
     /// `--resync`: full re-read of `--server` lists at least this often.
     pub resync: Duration,
+    /// `--stale`: any server may answer `--server` list queries.
+    pub stale: bool,
     /// `--once`: one poll per mode, then exit.
     pub once: bool,
     /// `--health-listen`.
@@ -117,6 +119,7 @@ impl Config {
             global_tags,
             page_size: (args.page_size > 0).then_some(args.page_size),
             resync: args.resync,
+            stale: args.stale,
             once: args.once,
             health_listen: args.health_listen,
             log_format: args.log_format,

@@ -417,6 +417,8 @@ impl Collector for ClientCollector {
 
 /// `/v1/jobs` folded into `JobCounts`.
 struct JobsSource {
+    /// Parameters every list query carries (`stale`).
+    common: Vec<(&'static str, String)>,
     namespace: Option<String>,
     per_page: Option<u32>,
     /// Version unknown: if `namespace=*` lists nothing, read the default
@@ -437,6 +439,7 @@ impl ListSource for JobsSource {
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<JobCounts>), NomadError> {
         let mut query = ListQuery::new("/v1/jobs");
+        query.params.clone_from(&self.common);
         if let Some(ns) = &self.namespace {
             query.params.push(("namespace", ns.clone()));
         }
@@ -445,7 +448,7 @@ impl ListSource for JobsSource {
         let mut counts = JobCounts::default();
         let outcome = api.list(&query, |job: JobStub| counts.add(&job)).await?;
         if self.fallback_to_default && matches!(outcome, ListOutcome::Read { items: 0, .. }) {
-            query.params.clear();
+            query.params.clone_from(&self.common);
             query.block = None;
             let fallback = api.list(&query, |job: JobStub| counts.add(&job)).await?;
             return Ok((fallback, Some(counts)));
@@ -467,6 +470,7 @@ async fn fold_list<T: serde::de::DeserializeOwned, A>(
 
 /// `/v1/nodes` folded into a `NodeView`.
 struct NodesSource {
+    common: Vec<(&'static str, String)>,
     /// `?resources=true` (1.0+).
     resources: bool,
     per_page: Option<u32>,
@@ -489,6 +493,7 @@ impl ListSource for NodesSource {
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<NodeView>), NomadError> {
         let mut query = ListQuery::new("/v1/nodes");
+        query.params.clone_from(&self.common);
         if self.resources {
             query.params.push(("resources", "true".into()));
         }
@@ -503,6 +508,7 @@ impl ListSource for NodesSource {
 
 /// `/v1/allocations` (1.0+) folded into per-node usage.
 struct AllocsSource {
+    common: Vec<(&'static str, String)>,
     rules: LifecycleRules,
     /// `filter` (1.3+): only non-terminal allocations cross the wire.
     filter: bool,
@@ -528,11 +534,12 @@ impl ListSource for AllocsSource {
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<AllocUsage>), NomadError> {
         let mut query = ListQuery::new("/v1/allocations");
-        query.params = vec![
+        query.params.clone_from(&self.common);
+        query.params.extend([
             ("namespace", "*".into()),
             ("resources", "true".into()),
             ("task_states", "false".into()),
-        ];
+        ]);
         if self.filter {
             query.params.push(("filter", NON_TERMINAL_FILTER.into()));
         }
@@ -570,6 +577,7 @@ pub struct ServerCollector {
     /// `NOMAD_NAMESPACE`: only this namespace.
     namespace: Option<String>,
     per_page: Option<u32>,
+    stale: bool,
     timing: WatchTiming,
     request_timeout: Duration,
     version: Option<SeenVersion>,
@@ -588,6 +596,7 @@ impl ServerCollector {
             api,
             namespace: cfg.namespace.clone(),
             per_page: cfg.page_size,
+            stale: cfg.stale,
             timing: WatchTiming {
                 interval: cfg.interval,
                 wait: watch::MAX_WAIT,
@@ -637,19 +646,27 @@ impl ServerCollector {
             (None, Some(_)) => (Some("*".to_owned()), false),
             (None, None) => (Some("*".to_owned()), true),
         };
+        let common: Vec<(&'static str, String)> = if self.stale {
+            vec![("stale", String::new())]
+        } else {
+            Vec::new()
+        };
         let jobs = JobsSource {
+            common: common.clone(),
             namespace,
             per_page,
             fallback_to_default,
         };
         let (jobs, _) = watch::spawn(jobs, self.api.clone(), self.timing, stop.clone());
         let nodes = NodesSource {
+            common: common.clone(),
             resources: at_least(1, 0),
             per_page,
         };
         let (nodes, _) = watch::spawn(nodes, self.api.clone(), self.timing, stop.clone());
         let allocs = at_least(1, 0).then(|| {
             let source = AllocsSource {
+                common,
                 rules: LifecycleRules::for_version(version),
                 filter: at_least(1, 3),
             };

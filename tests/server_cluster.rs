@@ -345,3 +345,23 @@ async fn held_blocking_query_keeps_gauges_flowing() {
     daemon.stop().await;
     assert_eq!(nomad.count("/v1/jobs"), 2);
 }
+
+/// `--stale` lets any server answer every list query.
+#[tokio::test]
+async fn stale_reads() {
+    let (nomad, statsd, daemon) = setup("1.11.0", &["--server", "--stale"], &[]).await;
+    statsd.next_poll(SERVER, WAIT).await;
+    daemon.stop().await;
+    let lists: Vec<_> = nomad
+        .requests()
+        .into_iter()
+        .filter(|r| ["/v1/jobs", "/v1/nodes", "/v1/allocations"].contains(&r.path.as_str()))
+        .collect();
+    assert!(lists.len() >= 3);
+    assert!(
+        lists
+            .iter()
+            .all(|r| r.query.get("stale").map(String::as_str) == Some("")),
+        "{lists:?}"
+    );
+}
