@@ -4,14 +4,19 @@
 #   Dockerfile    hadolint
 #   scripts       ShellCheck on deploy/*.sh and this script
 #   hcl           every deploy/**/*.hcl parses (python-hcl2); job and policy shape
+#                 (Task API socket + workload identity, the server job's /healthz
+#                 service check)
 #   kubernetes    deploy/kubernetes/*.yaml: yamllint, schema (kubernetes-validate
-#                 --strict), and the fields an operator relies on
+#                 --strict), and the fields an operator relies on (/healthz probes)
 #   systemd       systemd-analyze verify + security on deploy/systemd/*.service
 #   user-data     deploy/user-data.sh run twice with stubbed apt/systemctl/docker
 #                 in a private mount namespace: config written, second run no-op
 #   container     image built FROM scratch around a host-built static binary,
 #                 run with --net=host against a fake Nomad on 127.0.0.1; the
-#                 gauges must arrive over UDP on 127.0.0.1 and `stop` exit 0
+#                 gauges must arrive over UDP on 127.0.0.1 and `stop` exit 0.
+#                 Then run as the Nomad jobs run it: Nomad through a Unix socket
+#                 at /secrets/api.sock (a fake Task API), /healthz 200 while
+#                 polls succeed and 503 once Nomad is gone, JSON logs
 # A check that cannot run on this machine prints SKIP and the reason; any
 # failure makes the script exit 1.
 #
@@ -135,20 +140,44 @@ for path in sys.argv[1:]:
         job = one(doc.get("job"), jobs[0]) if jobs else {}
         want_type = "system" if mode == "--client" else "service"
         expect(unq(job.get("type")) == want_type, path, f"job type must be {want_type}")
-        tasks = [one(g[name].get("task"), t)
+        tasks = [(g[name], one(g[name].get("task"), t))
                  for g in job.get("group", []) for name in g if not name.startswith("__")
                  for t in labels(g[name].get("task"))]
         expect(len(tasks) == 1, path, "expected one task")
-        for task in tasks:
+        for group, task in tasks:
             expect(unq(task.get("driver")) == "docker", path, "driver must be docker")
             cfg = (task.get("config") or [{}])[0]
             args = [unq(a) for a in cfg.get("args", [])]
             expect(args[:1] == ["start"] and mode in args, path, f"args must be start ... {mode}: {args}")
             env = (task.get("env") or [{}])[0]
             expect("NOMAD_ADDR" in env and "DD_AGENT_HOST" in env, path, "env needs NOMAD_ADDR and DD_AGENT_HOST")
+            # The local agent through the Task API socket, which always wants a
+            # token: the workload identity.
+            addr = str(unq(env.get("NOMAD_ADDR", "")))
+            expect(addr.startswith("unix://") and addr.endswith("/api.sock"), path,
+                   f"NOMAD_ADDR must be the Task API socket (unix://${{NOMAD_SECRETS_DIR}}/api.sock): {addr}")
+            identity = (task.get("identity") or [{}])[0]
+            expect(identity.get("env") is True, path,
+                   "identity { env = true } is needed: the Task API rejects requests without a token")
             if mode == "--server":
                 expect(unq(env.get("NOMAD_NAMESPACE")) == "*", path,
                        'env must set NOMAD_NAMESPACE = "*" (Nomad sets the job\'s own namespace)')
+                # /healthz as a Nomad service check (no Consul needed).
+                expect(any(str(a).startswith("--health-listen=") for a in args), path,
+                       "args need --health-listen=... for the /healthz check")
+                ports = {p for net in group.get("network", []) for p in labels(net.get("port"))}
+                checks = [(svc, c) for svc in task.get("service", []) for c in svc.get("check", [])]
+                expect(any(unq(svc.get("provider")) == "nomad" and unq(c.get("type")) == "http"
+                           and unq(c.get("path")) == "/healthz" for svc, c in checks), path,
+                       'needs a service with provider = "nomad" and an http check on /healthz')
+                for svc, _ in checks:
+                    expect(unq(svc.get("port")) in ports, path,
+                           f"service port {svc.get('port')} is not a group network port {sorted(ports)}")
+                if any("check_restart" in c for _, c in checks):
+                    # Restarts must never fail the allocation: rescheduling it
+                    # needs the servers whose outage the task reports.
+                    restart_mode = unq((group.get("restart") or [{}])[0].get("mode"))
+                    expect(restart_mode == "delay", path, 'check_restart needs restart { mode = "delay" } in the group')
             res = (task.get("resources") or [{}])[0]
             expect(isinstance(res.get("cpu"), int) and isinstance(res.get("memory"), int), path,
                    "resources need cpu and memory")
@@ -216,13 +245,30 @@ for path in sys.argv[1:]:
             env = {e["name"]: e for e in c.get("env", [])}
             expect("secretKeyRef" in env.get("NOMAD_TOKEN", {}).get("valueFrom", {}),
                    f"{path}: NOMAD_TOKEN from a Secret")
-            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-                expect(probe not in c, f"{path}: {probe} given, but the daemon has no health endpoint")
+            # Probes on GET /healthz, served by --health-listen on a declared
+            # port of the pod's address (not loopback: the kubelet probes the pod IP).
+            listen = [a.split("=", 1)[1] for a in args if a.startswith("--health-listen=")]
+            expect(len(listen) == 1, f"{path}: args need one --health-listen=ADDR:PORT")
+            host, _, port = (listen or [":"])[0].rpartition(":")
+            expect(host in ("0.0.0.0", "[::]"), f"{path}: --health-listen must listen on 0.0.0.0 or [::], not {host!r}")
+            listen_port = int(port) if port.isdigit() else None
+            ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+            expect(listen_port in ports.values(), f"{path}: no containerPort for --health-listen port {listen_port}")
+            for probe in ("livenessProbe", "readinessProbe"):
+                get = (c.get(probe) or {}).get("httpGet") or {}
+                expect(get.get("path") == "/healthz", f"{path}: {probe} must be an httpGet on /healthz")
+                probe_port = ports.get(get.get("port")) if isinstance(get.get("port"), str) else get.get("port")
+                expect(probe_port == listen_port, f"{path}: {probe} port must be the --health-listen port")
+            # /healthz turns 503 when Nomad is unreachable, which a restart cannot
+            # fix: liveness must allow a minute or more of 503 before acting.
+            live = c.get("livenessProbe") or {}
+            window = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
+            expect(window >= 60, f"{path}: livenessProbe restarts after {window} s of 503; allow 60 s or more")
 expect(deployments == 1, f"expected one Deployment, found {deployments}")
 sys.exit(1 if errors else 0)
 PY
 }
-check "Deployment fields (server mode, non-root, read-only, limits, token Secret)" k8s_shape "${k8s_files[@]}"
+check "Deployment fields (server mode, non-root, read-only, limits, token Secret, /healthz probes)" k8s_shape "${k8s_files[@]}"
 
 # --- systemd ----------------------------------------------------------------------
 
@@ -333,8 +379,10 @@ reason=$(smoke_skip_reason)
 
 # The parts of a fake Nomad client agent that --client mode reads (shapes as in
 # Nomad 1.10). Answers 403 unless the token the container was given arrives.
+# Arguments: PORTFILE TOKEN [SOCKET]. With SOCKET it listens there instead of on
+# 127.0.0.1, like the Task API: mode 0666, 401 without a token.
 fake_nomad_py='
-import http.server, json, sys
+import http.server, json, os, socketserver, sys
 NODE = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
 SELF = {"config": {"Region": "global", "Datacenter": "dc1", "NodeName": "smoke-1",
                    "Client": {"Enabled": True}, "Server": {"Enabled": False},
@@ -358,12 +406,15 @@ ALLOCS = [{"ID": "a1", "NodeID": NODE, "JobID": "web", "TaskGroup": "web", "Name
            "CreateIndex": 51002, "ModifyIndex": 52279}]
 ROUTES = {"/v1/agent/self": SELF, f"/v1/node/{NODE}": NODE_JSON, f"/v1/node/{NODE}/allocations": ALLOCS}
 TOKEN = sys.argv[2]
+SOCKET = sys.argv[3] if len(sys.argv) > 3 else None
 
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?")[0]
         body, code, ctype = b"404 page not found", 404, "text/plain"
-        if self.headers.get("X-Nomad-Token") != TOKEN:
+        if SOCKET and not self.headers.get("X-Nomad-Token"):
+            body, code = b"Unauthorized", 401
+        elif self.headers.get("X-Nomad-Token") != TOKEN:
             body, code = b"Permission denied", 403
         elif path in ROUTES:
             body, code, ctype = json.dumps(ROUTES[path]).encode(), 200, "application/json"
@@ -376,9 +427,15 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         sys.stderr.write("fake-nomad: %s\n" % (fmt % args))
 
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+if SOCKET:
+    srv = socketserver.ThreadingUnixStreamServer(SOCKET, H)
+    os.chmod(SOCKET, 0o666)
+    ready = SOCKET
+else:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    ready = str(srv.server_address[1])
 with open(sys.argv[1], "w") as f:
-    f.write(str(srv.server_address[1]))
+    f.write(ready)
 srv.serve_forever()
 '
 
@@ -447,7 +504,7 @@ if 3 in types:
 PY
 
   # The prebuilt-binary path of the Dockerfile: a context holding only dist/.
-  local ctx="$work/context" image="localhost/nomad-metrics:ci-smoke"
+  local ctx="$work/context" image=$smoke_image
   install -D -m 0755 "$binary" "$ctx/dist/nomad-metrics"
   install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$ctx/dist/ca-certificates.crt"
   podman build --quiet --layers=false --target runtime-prebuilt -f Dockerfile -t "$image" "$ctx" >"$work/build.log" 2>&1 ||
@@ -495,6 +552,10 @@ PY
   if grep -q 'smoke-token' < <(podman logs "$name" 2>&1); then
     echo "the ACL token appears in the logs"; ok=1
   fi
+  # stderr is not a terminal here (as under docker, Nomad or Kubernetes).
+  if grep -q $'\e\\[' < <(podman logs "$name" 2>&1); then
+    echo "the logs carry ANSI colour codes"; ok=1
+  fi
 
   local t0 t1 code
   t0=$(date +%s%N)
@@ -508,14 +569,103 @@ PY
     echo "--- container log"; podman logs "$name" 2>&1 | tail -n 40
     echo "--- fake Nomad log"; tail -n 20 "$work/fake-nomad.log"
   fi
-  podman rmi -f "$image" >/dev/null 2>&1 || true
   return "$ok"
 }
+
+# GET URL; prints the status code and the body on one line.
+http_get_py='
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+        code, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read()
+except OSError as e:
+    code, body = 0, str(e).encode()
+print(code, body.decode("utf-8", "replace").strip().replace("\n", " | "))
+'
+
+# The same image run as the Nomad jobs run it: the agent through a Task API
+# socket at /secrets/api.sock with the token from NOMAD_TOKEN, DogStatsD from
+# DD_AGENT_HOST / DD_DOGSTATSD_PORT, /healthz on --health-listen, JSON logs.
+container_task_api() {
+  local image=$smoke_image secrets="$work/secrets" wait_s=60
+  install -d -m 0777 "$secrets" # as Nomad makes a task's secrets directory
+  "$py" -c "$fake_nomad_py" "$work/task-api.ready" smoke-token "$secrets/api.sock" 2>"$work/fake-task-api.log" &
+  local fake=$!
+  pids+=("$fake")
+  "$py" -c "$statsd_capture_py" "$work/statsd2.port" "$work/statsd2.lines" "$wait_s" \
+    '^circle\.nomad\.client_agent\.resources\.total\.cpu:37400(\.0+)?\|g' \
+    '^circle\.nomad\.client_agent\.poll_failure:0\|g' &
+  local capture=$!
+  pids+=("$capture")
+  if ! wait_for_file "$work/task-api.ready" 10 || ! wait_for_file "$work/statsd2.port" 10; then
+    echo "fake Task API or capture did not start"; return 1
+  fi
+  local health_port
+  health_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+  local name="nomad-metrics-ci-task-api-$$"
+  containers+=("$name")
+  podman run -d --name "$name" --net=host --read-only --cap-drop=ALL -v "$secrets:/secrets" \
+    -e NOMAD_ADDR=unix:///secrets/api.sock -e NOMAD_TOKEN=smoke-token \
+    -e DD_AGENT_HOST=127.0.0.1 -e "DD_DOGSTATSD_PORT=$(cat "$work/statsd2.port")" \
+    "$image" start --client --interval=1s "--health-listen=127.0.0.1:$health_port" --log-format=json >/dev/null ||
+    return 1
+
+  local ok=0 health i
+  if wait "$capture"; then
+    echo "datagrams received (Nomad over the Unix socket):"
+    grep -E 'resources\.total\.cpu|poll_failure' "$work/statsd2.lines" | sort -u | sed 's/^/  /'
+  else
+    echo "expected gauges did not arrive within $wait_s s; received:"
+    sed 's/^/  /' "$work/statsd2.lines"
+    ok=1
+  fi
+  health=$("$py" -c "$http_get_py" "http://127.0.0.1:$health_port/healthz")
+  echo "/healthz while Nomad answers: $health"
+  [[ $health == "200 "* ]] || ok=1
+  # Nomad gone: 503 once no poll has succeeded for 3 intervals (3 s here).
+  kill "$fake" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    health=$("$py" -c "$http_get_py" "http://127.0.0.1:$health_port/healthz")
+    [[ $health == "503 "* ]] && break
+    sleep 0.1
+  done
+  echo "/healthz after Nomad went away: $health"
+  [[ $health == "503 "* ]] || ok=1
+
+  podman logs "$name" >"$work/task-api.log" 2>&1
+  "$py" - "$work/task-api.log" <<'PY' || ok=1
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+bad = [l for l in lines if not l.lstrip().startswith("{") or not isinstance(json.loads(l), dict)]
+if bad or not lines:
+    sys.exit(f"--log-format=json: {len(bad)} of {len(lines)} log lines are not JSON objects")
+print(f"{len(lines)} log lines, all JSON objects")
+PY
+  if grep -q 'smoke-token' "$work/task-api.log"; then echo "the ACL token appears in the logs"; ok=1; fi
+  podman rm -f -t 10 "$name" >/dev/null 2>&1 || true
+  if ((ok)); then
+    echo "--- container log"; tail -n 40 "$work/task-api.log"
+    echo "--- fake Task API log"; tail -n 20 "$work/fake-task-api.log"
+  fi
+  return "$ok"
+}
+
+smoke_image="localhost/nomad-metrics:ci-smoke"
 if [[ -n $reason ]]; then
   skip "container smoke test: $reason"
 else
   check "container: build FROM scratch, run --net=host against a fake Nomad, gauges arrive, stop exits 0" \
     container_smoke
+  if podman image exists "$smoke_image"; then
+    check "container as the Nomad jobs run it: Task API socket + token, /healthz 200 then 503, JSON logs" \
+      container_task_api
+  else
+    fail "container as the Nomad jobs run it: no image (its build above failed)"
+  fi
+  podman rmi -f "$smoke_image" >/dev/null 2>&1 || true
 fi
 
 printf '\ndeploy checks: %d ok, %d skipped, %d failed\n' "$passed" "$skipped" "$failed"

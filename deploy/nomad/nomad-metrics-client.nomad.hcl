@@ -7,18 +7,21 @@
 #     -var 'statsd_host=10.0.0.5' \
 #     deploy/nomad/nomad-metrics-client.nomad.hcl
 #
-# Needs Nomad 1.0+ (HCL2 job files, the docker driver). On a cluster with ACLs,
-# attach the policy in nomad-metrics-client.policy.hcl to this job once (Nomad
-# 1.5+, see docs/deploy.md, "Nomad jobs"):
+# Needs Nomad 1.5+ (the Task API and workload identities) with the docker
+# driver. On a cluster with ACLs, attach the policy in
+# nomad-metrics-client.policy.hcl to this job once (see docs/deploy.md,
+# "Nomad jobs"):
 #
 #   nomad acl policy apply -namespace default -job nomad-metrics-client \
 #     -description "nomad-metrics --client" \
 #     nomad-metrics-client deploy/nomad/nomad-metrics-client.policy.hcl
 #
-# How the task reaches its agent: through the node's address on the host
-# network (see NOMAD_ADDR below). Nomad 1.5+ also offers the Task API, a unix
-# socket at ${NOMAD_SECRETS_DIR}/api.sock; nomad-metrics cannot use it yet
-# because it speaks HTTP over TCP only.
+# How the task reaches its agent: through the Task API, a Unix socket that the
+# local agent opens in every task's secrets directory (/secrets/api.sock in a
+# docker task). It serves the agent's whole HTTP API (here /v1/agent/self,
+# /v1/node/<id> and /v1/node/<id>/allocations), needs no address, port or TLS
+# settings, and always requires a token: the workload identity below. On
+# Nomad 1.0 to 1.4, see the comments at NOMAD_ADDR and identity.
 
 variable "image" {
   type        = string
@@ -70,8 +73,8 @@ job "nomad-metrics-client" {
         image = var.image
         args  = ["start", "--client"]
 
-        # Like the original `docker run --net=host`: the agent's HTTP port and
-        # the DogStatsD address are reached exactly as from the host.
+        # Like the original `docker run --net=host`: DogStatsD is reached
+        # exactly as from the host (a Datadog agent on 127.0.0.1 works too).
         network_mode = "host"
 
         readonly_rootfs = true
@@ -79,24 +82,28 @@ job "nomad-metrics-client" {
         security_opt    = ["no-new-privileges"]
       }
 
-      # Nomad 1.5+ with ACLs: expose this task's workload identity as
-      # NOMAD_TOKEN. The agent accepts it over its TCP HTTP API as well as over
-      # the Task API, with the policies attached to this job (see the top of
-      # this file). Harmless where ACLs are disabled (the agent ignores tokens).
-      # Remove this block on Nomad < 1.5.
+      # The task's workload identity as NOMAD_TOKEN. Required: the Task API
+      # rejects requests without a token even where ACLs are disabled. With
+      # ACLs it carries the policies attached to this job (see the top of this
+      # file). Nomad < 1.5: remove this block (and see NOMAD_ADDR below).
       identity {
         env = true
       }
 
       env {
-        # The local agent. attr.unique.network.ip-address exists on every Nomad
-        # version; the agent must listen there (the default bind_addr 0.0.0.0
-        # does) on port 4646. If it binds elsewhere or on another port, use its
-        # advertised HTTP address instead: "http://${attr.unique.advertise.address}"
-        # on Nomad 1.10+, "http://${attr.nomad.advertise.address}" on 0.9 to 1.9.
+        # The local agent's Task API socket. Nomad 1.10.3+ also sets the same
+        # value as NOMAD_UNIX_ADDR ("${NOMAD_UNIX_ADDR}" works there);
+        # NOMAD_SECRETS_DIR works on every version with the Task API (1.5+).
+        NOMAD_ADDR = "unix://${NOMAD_SECRETS_DIR}/api.sock"
+
+        # Nomad 1.0 to 1.4 (no Task API), or to bypass it: the agent's HTTP
+        # port on the node's address, which needs the agent to listen there
+        # (the default bind_addr 0.0.0.0 does) on port 4646. If it binds
+        # elsewhere, use "http://${attr.unique.advertise.address}" (Nomad
+        # 1.10+) or "http://${attr.nomad.advertise.address}" (0.9 to 1.9).
         # With TLS: https://..., plus NOMAD_CACERT / NOMAD_CLIENT_CERT /
         # NOMAD_CLIENT_KEY pointing at files placed by a template or volume.
-        NOMAD_ADDR = "http://${attr.unique.network.ip-address}:4646"
+        # NOMAD_ADDR = "http://${attr.unique.network.ip-address}:4646"
 
         DD_AGENT_HOST     = var.statsd_host
         DD_DOGSTATSD_PORT = var.statsd_port

@@ -1,5 +1,6 @@
 # ACL policy for nomad-metrics --client: read-only, and only what a client-mode
-# poll touches. Apply it to the system job's workload identity (Nomad 1.5+):
+# poll touches. Apply it to the system job's workload identity (Nomad 1.5+; the
+# job reaches its agent through the Task API with that identity):
 #
 #   nomad acl policy apply -namespace default -job nomad-metrics-client \
 #     -description "nomad-metrics --client" \

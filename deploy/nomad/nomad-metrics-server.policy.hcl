@@ -13,7 +13,8 @@
 #
 # (Two policy names: applying a policy without -job detaches it from the job.)
 #
-# GET /v1/status/leader (the liveness check each poll) needs no rule.
+# GET /v1/status/leader (the liveness check each poll) needs no rule. (Over the
+# Task API every request needs a valid token or workload identity, rules or not.)
 
 # GET /v1/agent/self: the Nomad version, which decides which list features
 # (namespace=*, resources=true, filter, paging) can be used.
@@ -21,8 +22,9 @@ agent {
   policy = "read"
 }
 
-# GET /v1/nodes: the node census (server_agent.nodes.*) and the capacity
-# totals. Without it those gauges are left out (the jobs gauges still come).
+# GET /v1/nodes?resources=true: the node census (server_agent.nodes.*) and the
+# capacity totals. Without it those gauges are left out (logged once; the job
+# counts still come).
 node {
   policy = "read"
 }
@@ -30,7 +32,8 @@ node {
 namespace "*" {
   # list-jobs: GET /v1/jobs?namespace=*, the job counts (server_agent.jobs.*).
   # The list covers only namespaces this rule matches.
-  # read-job: GET /v1/allocations?namespace=*, the allocated/available
-  # capacity (server_agent.capacity.*). Without it those gauges are left out.
+  # read-job: GET /v1/allocations?namespace=*&resources=true&task_states=false,
+  # the allocated/available capacity (server_agent.capacity.*). Without it
+  # those gauges are left out (logged once; the job counts still come).
   capabilities = ["list-jobs", "read-job"]
 }
