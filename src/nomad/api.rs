@@ -382,8 +382,10 @@ impl NomadApi {
                 self.timeout_error(path)
             } else {
                 NomadError::Unreachable {
-                    url: format!("{}{path}", self.origin),
-                    source,
+                    url: self.where_is(path),
+                    // Our message names the address; reqwest's repeats the
+                    // internal URL (http://localhost/… over a Unix socket).
+                    source: source.without_url(),
                 }
             }
         })?;
@@ -411,13 +413,22 @@ impl NomadApi {
         }
     }
 
+    /// `http://host:4646/v1/…`, or `/v1/… via unix:///…/api.sock`.
+    fn where_is(&self, path: &str) -> String {
+        if self.origin.starts_with("unix:") {
+            format!("{path} via {}", self.origin)
+        } else {
+            format!("{}{path}", self.origin)
+        }
+    }
+
     fn body_error(&self, path: &str, source: reqwest::Error) -> NomadError {
         if source.is_timeout() {
             self.timeout_error(path)
         } else {
             NomadError::Body {
                 path: path.to_owned(),
-                source,
+                source: source.without_url(),
             }
         }
     }
