@@ -22,9 +22,9 @@ use super::stream::{ArrayDecoder, DecodeError};
 
 /// Cap for a node document (`/v1/node/<id>`: tens of KiB, more with many
 /// devices or attributes).
-pub const MAX_NODE_BYTES: u64 = 4 << 20;
+pub const MAX_NODE_BYTES: u64 = 1 << 20;
 /// Cap for `/v1/agent/self` (the agent's whole configuration).
-pub const MAX_AGENT_BYTES: u64 = 2 << 20;
+pub const MAX_AGENT_BYTES: u64 = 1 << 20;
 /// Cap for `/v1/status/leader` (one quoted address).
 pub const MAX_LEADER_BYTES: u64 = 64 << 10;
 /// Cap for one element of a list answer (a job stub, a full allocation).
@@ -523,7 +523,7 @@ impl NomadApi {
                 }
                 decoder.feed(&chunk, &mut take).map_err(decode_err)?;
             }
-            decoder.finish().map_err(decode_err)?;
+            decoder.finish(&mut take).map_err(decode_err)?;
             Ok(Some(Page {
                 index,
                 next_token,

@@ -2,8 +2,11 @@
 //! list endpoints (`/v1/jobs` with 100k jobs, 50k allocations) never sit in
 //! memory: memory is bounded by the largest element plus one chunk. Each
 //! element is decoded by serde_json straight from the buffered bytes (no
-//! separate framing pass); an element cut by a chunk boundary is decoded
-//! again once the rest has arrived.
+//! separate framing pass). An element cut by a chunk boundary fails to
+//! decode at the end of the buffer — as "EOF", or, inside a number that a
+//! model skips (`-`, `0.`, `1e`), as an invalid number — and is decoded
+//! again once at least as many bytes again have arrived, so a large element
+//! split into many chunks costs O(size), not O(size²).
 
 use serde::de::DeserializeOwned;
 
@@ -51,6 +54,11 @@ pub struct ArrayDecoder {
     /// Stream offset of `buf[0]`, for error messages.
     offset: u64,
     max_element: usize,
+    /// Do not try to decode again before `buf` holds this many bytes (an
+    /// incomplete element at `buf[0]` waits for more data).
+    need: usize,
+    /// The body has ended: an element cut at the end is an error now.
+    final_pass: bool,
 }
 
 impl ArrayDecoder {
@@ -62,6 +70,8 @@ impl ArrayDecoder {
             buf: Vec::new(),
             offset: 0,
             max_element,
+            need: 0,
+            final_pass: false,
         }
     }
 
@@ -76,23 +86,36 @@ impl ArrayDecoder {
         on_element: &mut impl FnMut(T),
     ) -> Result<(), DecodeError> {
         self.buf.extend_from_slice(chunk);
+        if self.buf.len() > self.max_element {
+            return Err(DecodeError::ElementTooLarge(self.max_element));
+        }
+        if self.buf.len() < self.need {
+            return Ok(());
+        }
+        self.need = 0;
         let mut pos = 0;
         let result = self.consume(&mut pos, on_element);
         self.buf.drain(..pos);
         self.offset += pos as u64;
-        result?;
-        if self.buf.len() > self.max_element {
-            return Err(DecodeError::ElementTooLarge(self.max_element));
-        }
-        Ok(())
+        result
     }
 
-    /// Call at the end of the body.
+    /// Call at the end of the body: decodes what is still buffered (without
+    /// waiting for more) and checks the array was closed.
     ///
     /// # Errors
     ///
-    /// `Truncated` unless the closing `]` was seen.
-    pub fn finish(&self) -> Result<(), DecodeError> {
+    /// `Truncated` unless the closing `]` was seen, or the element error.
+    pub fn finish<T: DeserializeOwned>(
+        &mut self,
+        on_element: &mut impl FnMut(T),
+    ) -> Result<(), DecodeError> {
+        self.need = 0;
+        let mut pos = 0;
+        self.final_pass = true;
+        let result = self.consume(&mut pos, on_element);
+        self.buf.drain(..pos);
+        result?;
         if self.state == State::Done {
             Ok(())
         } else {
@@ -133,7 +156,10 @@ impl ArrayDecoder {
                             let used = values.byte_offset();
                             // A number or literal that touches the end of what
                             // has arrived may continue in the next chunk.
-                            if used == rest.len() && !matches!(byte, b'{' | b'[' | b'"') {
+                            if used == rest.len()
+                                && !self.final_pass
+                                && !matches!(byte, b'{' | b'[' | b'"')
+                            {
                                 return Ok(());
                             }
                             on_element(value);
@@ -141,7 +167,15 @@ impl ArrayDecoder {
                             self.state = State::Next;
                             continue;
                         }
-                        Some(Err(e)) if e.is_eof() => return Ok(()),
+                        Some(Err(e)) if self.final_pass && e.is_eof() => {
+                            return Err(DecodeError::Truncated)
+                        }
+                        Some(Err(e)) if !self.final_pass && (e.is_eof() || at_end(rest, &e)) => {
+                            // Wait for at least as many bytes again (16 KiB at
+                            // least) before decoding this element again.
+                            self.need = *pos + rest.len() + rest.len().max(16 << 10);
+                            return Ok(());
+                        }
                         Some(Err(source)) => {
                             return Err(DecodeError::Element { offset: at, source })
                         }
@@ -154,6 +188,22 @@ impl ArrayDecoder {
             *pos += 1;
         }
     }
+}
+
+/// Whether `err` points at the last byte of `data` or beyond: the element
+/// may just be cut there (serde_json reports a number cut after `-`, `.` or
+/// `e` as an invalid number, not as EOF, when it skips the value).
+fn at_end(data: &[u8], err: &serde_json::Error) -> bool {
+    let line_start = if err.line() <= 1 {
+        0
+    } else {
+        data.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(err.line() - 2)
+            .map_or(data.len(), |(i, _)| i + 1)
+    };
+    line_start + err.column() + 1 >= data.len()
 }
 
 fn starts_value(b: u8) -> bool {
@@ -174,7 +224,7 @@ mod tests {
         for part in body.chunks(chunk.max(1)) {
             decoder.feed(part, &mut |v: Value| out.push(v))?;
         }
-        decoder.finish()?;
+        decoder.finish(&mut |v: Value| out.push(v))?;
         Ok(out)
     }
 
@@ -189,6 +239,51 @@ mod tests {
                 "chunk size {size}"
             );
         }
+    }
+
+    /// Typed models skip unknown fields with serde_json's `ignore_*` paths,
+    /// which report a number cut at a chunk edge differently.
+    #[test]
+    fn typed_elements_with_skipped_numbers_at_every_chunk_size() {
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Item {
+            id: u32,
+        }
+        let body = br#"[{"x":-0.5e-05,"id":1,"y":[-12,0.25,1E+3,-0],"z":{"s":-1.5}},
+            {"n":-7,"id":2,"f":123456.789e1},{"id":3,"t":true,"u":null,"v":"-1.5"}]"#;
+        for size in 1..=body.len() {
+            let mut got = Vec::new();
+            let mut decoder = ArrayDecoder::new(1 << 20);
+            for part in body.chunks(size) {
+                decoder
+                    .feed(part, &mut |i: Item| got.push(i.id))
+                    .unwrap_or_else(|e| panic!("chunk size {size}: {e}"));
+            }
+            decoder
+                .finish(&mut |i: Item| got.push(i.id))
+                .unwrap_or_else(|e| panic!("chunk size {size}: {e}"));
+            assert_eq!(got, [1, 2, 3], "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn a_large_element_in_small_chunks_is_not_decoded_over_and_over() {
+        // 1 MiB element in 1 KiB chunks: without back-off this would be
+        // ~1,000 decode attempts of up to 1 MiB each.
+        let mut body = br#"[{"pad":""#.to_vec();
+        body.extend(std::iter::repeat_n(b'a', 1 << 20));
+        body.extend_from_slice(br#""}]"#);
+        let mut decoder = ArrayDecoder::new(4 << 20);
+        let mut n = 0;
+        let mut attempts = 0;
+        for part in body.chunks(1024) {
+            let before = decoder.need;
+            decoder.feed(part, &mut |_: Value| n += 1).unwrap();
+            attempts += usize::from(decoder.need != before && decoder.need != 0);
+        }
+        decoder.finish(&mut |_: Value| n += 1).unwrap();
+        assert_eq!(n, 1);
+        assert!(attempts < 20, "{attempts} decode attempts");
     }
 
     #[test]
