@@ -90,6 +90,11 @@ pub struct StartArgs {
     #[arg(long)]
     pub gzip: bool,
 
+    /// --server: leave out the node census and capacity gauges (and the
+    /// node and allocation lists they read): job counts only.
+    #[arg(long)]
+    pub no_cluster_view: bool,
+
     /// Let any Nomad server answer --server list queries, not only the
     /// leader (`?stale`): spreads the load, data may lag by a few ms.
     #[arg(long)]

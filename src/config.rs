@@ -43,6 +43,8 @@ pub struct Config {
     pub resync: Duration,
     /// `--stale`: any server may answer `--server` list queries.
     pub stale: bool,
+    /// Census and capacity gauges (off with `--no-cluster-view`).
+    pub cluster_view: bool,
     /// `--once`: one poll per mode, then exit.
     pub once: bool,
     /// `--health-listen`.
@@ -120,6 +122,7 @@ impl Config {
             page_size: (args.page_size > 0).then_some(args.page_size),
             resync: args.resync,
             stale: args.stale,
+            cluster_view: !args.no_cluster_view,
             once: args.once,
             health_listen: args.health_listen,
             log_format: args.log_format,

@@ -559,7 +559,7 @@ impl ListSource for AllocsSource {
 struct Watchers {
     version: Option<NomadVersion>,
     jobs: tokio::sync::watch::Receiver<State<JobCounts>>,
-    nodes: tokio::sync::watch::Receiver<State<NodeView>>,
+    nodes: Option<tokio::sync::watch::Receiver<State<NodeView>>>,
     allocs: Option<tokio::sync::watch::Receiver<State<AllocUsage>>>,
     stop: CancellationToken,
 }
@@ -586,7 +586,9 @@ pub struct ServerCollector {
     shutdown: CancellationToken,
     /// The leader endpoint answered 404 once (not a real Nomad): skip it.
     skip_leader_check: bool,
-    capacity_note_logged: bool,
+    /// Census and capacity (`--no-cluster-view` turns them off).
+    cluster_view: bool,
+    optional: OptionalLists,
 }
 
 impl ServerCollector {
@@ -608,7 +610,8 @@ impl ServerCollector {
             series: SeriesMemory::default(),
             shutdown,
             skip_leader_check: false,
-            capacity_note_logged: false,
+            cluster_view: cfg.cluster_view,
+            optional: OptionalLists::default(),
         }
     }
 
@@ -663,8 +666,10 @@ impl ServerCollector {
             resources: at_least(1, 0),
             per_page,
         };
-        let (nodes, _) = watch::spawn(nodes, self.api.clone(), self.timing, stop.clone());
-        let allocs = at_least(1, 0).then(|| {
+        let nodes = self
+            .cluster_view
+            .then(|| watch::spawn(nodes, self.api.clone(), self.timing, stop.clone()).0);
+        let allocs = (self.cluster_view && at_least(1, 0)).then(|| {
             let source = AllocsSource {
                 common,
                 rules: LifecycleRules::for_version(version),
@@ -672,9 +677,11 @@ impl ServerCollector {
             };
             watch::spawn(source, self.api.clone(), self.timing, stop.clone()).0
         });
-        if allocs.is_none() && !self.capacity_note_logged {
-            self.capacity_note_logged = true;
-            tracing::info!("Nomad before 1.0 lists no resources: capacity gauges are off (node census and job counts are on)");
+        if self.cluster_view && allocs.is_none() {
+            self.optional.once(
+                "capacity",
+                "Nomad before 1.0 lists no resources: capacity gauges are off (node census and job counts are on)",
+            );
         }
         self.watchers = Some(Watchers {
             version,
@@ -717,7 +724,11 @@ impl ServerCollector {
         let limit = self.request_timeout;
         tokio::join!(
             watch::first_answer(&mut w.jobs, limit),
-            watch::first_answer(&mut w.nodes, limit),
+            async {
+                if let Some(n) = w.nodes.as_mut() {
+                    watch::first_answer(n, limit).await;
+                }
+            },
             async {
                 if let Some(a) = w.allocs.as_mut() {
                     watch::first_answer(a, limit).await;
@@ -725,55 +736,94 @@ impl ServerCollector {
             },
         );
         let jobs = w.jobs.borrow().clone();
-        let nodes = w.nodes.borrow().clone();
+        let nodes = w.nodes.as_ref().map(|n| n.borrow().clone());
         let allocs = w.allocs.as_ref().map(|a| a.borrow().clone());
-        let mut polled = Polled::default();
         if let Err(err) = self.check_leader().await {
-            polled.error = Some(err);
-            return polled;
+            return Err(err).into();
         }
-        let mut fill: Vec<&'static str> = Vec::new();
-        match jobs {
-            State::Ready(counts) => {
-                polled.gauges.extend(counts.gauges());
-                polled.gauges.extend(counts.by_type_gauges());
-                fill.extend(&ZERO_FILLED[..4]);
+        // The job counts are the contract: without them the poll failed and
+        // nothing but the health gauges goes out.
+        let counts = match jobs {
+            State::Ready(counts) => counts,
+            State::Starting => return Err(PollError::NoAnswerYet { list: "jobs" }).into(),
+            State::Failed(source) | State::Disabled(source) => {
+                return Err(PollError::Watch {
+                    list: "jobs",
+                    source,
+                })
+                .into()
             }
-            other => note_failure(&mut polled, "jobs", &other),
-        }
-        match (&nodes, &allocs) {
-            (State::Ready(view), _) => {
-                polled.gauges.extend(view.census_gauges());
-                fill.extend(&ZERO_FILLED[4..8]);
-                if let Some(State::Ready(usage)) = &allocs {
-                    if view.has_capacity() {
-                        polled.gauges.extend(capacity_gauges(view, usage));
-                        fill.extend(&ZERO_FILLED[8..]);
-                    }
+        };
+        let mut gauges = counts.gauges();
+        gauges.extend(counts.by_type_gauges());
+        let mut fill: Vec<&'static str> = ZERO_FILLED[..4].to_vec();
+        // The cluster view is optional: a list that fails or that the token
+        // may not read drops its own gauges (logged on change), not the poll.
+        let view = self.optional.note("nodes", nodes.as_ref());
+        let usage = self.optional.note("allocations", allocs.as_ref());
+        if let Some(view) = view {
+            gauges.extend(view.census_gauges());
+            fill.extend(&ZERO_FILLED[4..8]);
+            match usage {
+                Some(usage) if view.has_capacity() => {
+                    gauges.extend(capacity_gauges(&view, &usage));
+                    fill.extend(&ZERO_FILLED[8..]);
                 }
+                Some(_) => self.optional.once(
+                    "capacity",
+                    "the node list carries no resources (Nomad < 1.0): capacity gauges are off",
+                ),
+                None => {}
             }
-            (other, _) => note_failure(&mut polled, "nodes", other),
         }
-        if let Some(other) = allocs.filter(|a| !matches!(a, State::Ready(_))) {
-            note_failure(&mut polled, "allocations", &other);
-        }
-        self.series.fill_zeros(&fill, &mut polled.gauges);
-        polled
+        self.series.fill_zeros(&fill, &mut gauges);
+        Ok(gauges).into()
     }
 }
 
-/// Records a non-ready list state as the poll's error (the first one wins);
-/// a disabled optional list is not a failure.
-fn note_failure<A>(polled: &mut Polled, list: &'static str, state: &State<A>) {
-    let err = match state {
-        State::Ready(_) | State::Disabled(_) => return,
-        State::Starting => PollError::NoAnswerYet { list },
-        State::Failed(source) => PollError::Watch {
-            list,
-            source: Arc::clone(source),
-        },
-    };
-    polled.error.get_or_insert(err);
+/// Log state of the optional lists (census, capacity): one line when a list
+/// starts failing or is refused, one when it is back.
+#[derive(Debug, Default)]
+struct OptionalLists {
+    /// List → the class of the last problem logged (absent: healthy).
+    problem: std::collections::HashMap<&'static str, &'static str>,
+    said_once: std::collections::HashSet<&'static str>,
+}
+
+impl OptionalLists {
+    /// The list's aggregate when ready; logs state changes.
+    fn note<A>(&mut self, list: &'static str, state: Option<&State<A>>) -> Option<Arc<A>> {
+        let (class, message) = match state? {
+            State::Ready(aggregate) => {
+                if self.problem.remove(list).is_some() {
+                    tracing::info!(list, "the {list} list is readable again; its gauges are back");
+                }
+                return Some(Arc::clone(aggregate));
+            }
+            State::Starting => return None,
+            State::Failed(err) => (
+                "failed",
+                format!("the {list} list failed, its gauges are left out: {}", error_chain(err.as_ref())),
+            ),
+            State::Disabled(err) => (
+                "refused",
+                format!(
+                    "the {list} list is refused ({}): its gauges are off; grant node:read and read-job on all namespaces to turn them on",
+                    error_chain(err.as_ref())
+                ),
+            ),
+        };
+        if self.problem.insert(list, class) != Some(class) {
+            tracing::warn!(list, "{message}");
+        }
+        None
+    }
+
+    fn once(&mut self, key: &'static str, message: &str) {
+        if self.said_once.insert(key) {
+            tracing::info!("{message}");
+        }
+    }
 }
 
 impl Collector for ServerCollector {

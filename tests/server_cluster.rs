@@ -365,3 +365,69 @@ async fn stale_reads() {
         "{lists:?}"
     );
 }
+
+/// A failing node or allocation list drops the cluster-view gauges only: the
+/// job counts (the contract) still go out with poll_failure 0.
+#[tokio::test]
+async fn failing_cluster_view_is_not_a_poll_failure() {
+    let nomad = FakeNomad::start("1.11.0").await;
+    nomad.set_fault("/v1/allocations", Fault::Status(500, "rpc error: timeout"));
+    let statsd = StatsdCapture::start().await;
+    let (url, port) = (nomad.url(), statsd.port().to_string());
+    let daemon = Daemon::start(config(&args_for(&url, &port, &["--server"]), &[]));
+    let poll = statsd.next_poll(SERVER, WAIT).await;
+    let v = by_name(&poll);
+    assert_eq!(v[&format!("{SERVER}poll_failure")], 0.0);
+    assert_eq!(v[&format!("{SERVER}jobs.dead")], 6.0);
+    assert_eq!(
+        v[&format!("{SERVER}nodes.ready")],
+        2.0,
+        "census still there"
+    );
+    assert!(
+        !v.keys().any(|k| k.contains(".capacity.")),
+        "capacity left out: {v:?}"
+    );
+    nomad.clear_faults();
+    statsd
+        .wait_for("capacity back", WAIT, |l| {
+            l.name == format!("{SERVER}capacity.total.cpu")
+        })
+        .await;
+    daemon.stop().await;
+}
+
+/// Without the job counts, nothing but the health gauges goes out.
+#[tokio::test]
+async fn failing_job_list_sends_nothing_else() {
+    let nomad = FakeNomad::start("1.11.0").await;
+    nomad.set_fault("/v1/jobs", Fault::BadJson);
+    let statsd = StatsdCapture::start().await;
+    let (url, port) = (nomad.url(), statsd.port().to_string());
+    let daemon = Daemon::start(config(&args_for(&url, &port, &["--server"]), &[]));
+    let poll = statsd.next_poll(SERVER, WAIT).await;
+    daemon.stop().await;
+    let names: Vec<&str> = poll.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{SERVER}poll_duration_ms"),
+            format!("{SERVER}poll_failure")
+        ],
+        "{poll:?}"
+    );
+    assert_eq!(poll[1].value, 1.0);
+}
+
+/// `--no-cluster-view`: job counts only, no node or allocation list read.
+#[tokio::test]
+async fn no_cluster_view() {
+    let (nomad, statsd, daemon) = setup("1.11.0", &["--server", "--no-cluster-view"], &[]).await;
+    let poll = statsd.next_poll(SERVER, WAIT).await;
+    daemon.stop().await;
+    assert_eq!(by_name(&poll)[&format!("{SERVER}jobs.dead")], 6.0);
+    assert!(!poll
+        .iter()
+        .any(|l| l.name.contains(".nodes.") || l.name.contains(".capacity.")));
+    assert_eq!(nomad.count("/v1/nodes") + nomad.count("/v1/allocations"), 0);
+}
