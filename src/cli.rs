@@ -141,6 +141,8 @@ pub enum LogFormat {
 
 /// Smallest accepted `--interval`.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Largest accepted `--interval` / `--resync`.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 fn parse_nomad_uri(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw.trim())
@@ -207,10 +209,11 @@ fn parse_tag(raw: &str) -> Result<(String, String), String> {
 fn parse_interval(raw: &str) -> Result<Duration, String> {
     let d =
         humantime::parse_duration(raw.trim()).map_err(|e| format!("{e}; expected e.g. 10s, 1m"))?;
-    if d < MIN_INTERVAL {
+    if d < MIN_INTERVAL || d > MAX_INTERVAL {
         return Err(format!(
-            "must be at least {}",
-            humantime::format_duration(MIN_INTERVAL)
+            "must be between {} and {}",
+            humantime::format_duration(MIN_INTERVAL),
+            humantime::format_duration(MAX_INTERVAL)
         ));
     }
     Ok(d)
@@ -226,6 +229,8 @@ mod tests {
         assert_eq!(parse_interval("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("25h").is_err());
+        assert!(parse_interval("500000000000y").is_err());
         assert!(parse_interval("ten").is_err());
         assert!(parse_interval("10").is_err());
     }

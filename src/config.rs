@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use crate::cli::{valid_tag_key, LogFormat, StartArgs};
-use crate::nomad::{NomadApiOptions, TlsOptions};
+use crate::nomad::{NomadApiOptions, TlsOptions, TokenSource};
 use crate::statsd::StatsdTarget;
 
 /// Default DogStatsD address.
@@ -79,9 +79,10 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let token = match &args.nomad_token_file {
-            Some(path) => Some(read_token_file(path)?),
-            None => env_nonempty("NOMAD_TOKEN"),
+        let token = match (&args.nomad_token_file, env_nonempty("NOMAD_TOKEN")) {
+            (Some(path), _) => TokenSource::File(path.clone()),
+            (None, Some(token)) => TokenSource::Value(token),
+            (None, None) => TokenSource::None,
         };
         let skip_verify = match env_nonempty("NOMAD_SKIP_VERIFY") {
             Some(v) => parse_go_bool(&v)
@@ -249,16 +250,6 @@ fn global_tags(
         .collect()
 }
 
-fn read_token_file(path: &PathBuf) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --nomad-token-file {}", path.display()))?;
-    let token = text.trim();
-    if token.is_empty() {
-        bail!("--nomad-token-file {} is empty", path.display());
-    }
-    Ok(token.to_owned())
-}
-
 /// Go's `strconv.ParseBool`, which the `nomad` CLI uses for `NOMAD_SKIP_VERIFY`.
 fn parse_go_bool(v: &str) -> anyhow::Result<bool> {
     match v {
@@ -302,7 +293,7 @@ mod tests {
             .map(str::to_owned)
         };
         let cfg = Config::from_args(args(&["--server", "--interval", "5s"]), &env).unwrap();
-        assert_eq!(cfg.nomad.token.as_deref(), Some("s3cr3t"));
+        assert!(matches!(&cfg.nomad.token, TokenSource::Value(t) if t == "s3cr3t"));
         assert_eq!(cfg.nomad.region.as_deref(), Some("eu"));
         assert_eq!(cfg.namespace.as_deref(), Some("ci"));
         assert!(cfg.nomad.tls.skip_verify);

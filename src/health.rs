@@ -107,7 +107,15 @@ pub async fn serve(listener: TcpListener, board: Arc<HealthBoard>, shutdown: Can
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: do not spin.
+                tracing::debug!(error = %err, "health listener accept failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
         let board = Arc::clone(&board);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {

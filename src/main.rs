@@ -30,6 +30,10 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(err) => return usage_error(&format!("error: {err:#}")),
     };
+    // TLS files, the token (file): a bad one is a usage error, before start.
+    if let Err(err) = nomad_metrics::nomad::NomadApi::new(cfg.nomad.clone()) {
+        return usage_error(&format!("error: {err:#}"));
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // No colour codes when stderr is a file or a pipe (docker logs, Nomad
@@ -56,7 +60,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let token = CancellationToken::new();
         if let Err(err) = shutdown::cancel_on_signal(token.clone()) {
             eprintln!("nomad-metrics: cannot install signal handlers: {err}");
@@ -70,7 +74,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Tasks still blocked (a DNS lookup in progress) must not delay the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(300));
+    code
 }
 
 /// One line on stderr, exit code 2.

@@ -27,6 +27,11 @@ use crate::nomad::{Block, ListOutcome, ListQuery, NomadApi, NomadError, NomadVer
 use crate::statsd::Statsd;
 use crate::watch::{self, ListSource, State, WatchTiming};
 
+/// Deadline for one page of a `--server` list read: 100k jobs are ~60 MB,
+/// more than one poll interval's worth on a slow link. Liveness is checked
+/// every poll anyway (`/v1/status/leader`).
+const LIST_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long a version read from `/v1/agent/self` is trusted (Nomad can be
 /// upgraded under a running daemon).
 const VERSION_TTL: Duration = Duration::from_secs(600);
@@ -62,6 +67,8 @@ pub enum PollError {
     NoAnswerYet { list: &'static str },
     #[error("Nomad reports no cluster leader")]
     NoLeader,
+    #[error("the poll took longer than {limit_ms} ms (90 % of the interval)")]
+    Deadline { limit_ms: u128 },
     #[error(transparent)]
     Capacity(#[from] UnknownCapacity),
 }
@@ -158,7 +165,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
         interval = %humantime::format_duration(cfg.interval),
         client = cfg.roles.client,
         server = cfg.roles.server,
-        token = cfg.nomad.token.is_some(),
+        token = !matches!(cfg.nomad.token, crate::nomad::TokenSource::None),
         "nomad-metrics {} starting",
         env!("CARGO_PKG_VERSION")
     );
@@ -234,6 +241,7 @@ pub async fn run_loop<C: Collector>(
     let mut health = Health::default();
     let mut ticks = time::interval(cfg.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = cfg.interval.mul_f64(0.9);
     loop {
         tokio::select! {
             biased;
@@ -242,10 +250,14 @@ pub async fn run_loop<C: Collector>(
         }
         let span = tracing::info_span!("poll", role = %role);
         let started = Instant::now();
+        // A poll chains requests, each with its own timeout; the whole poll
+        // must still end within the interval so poll_failure is timely.
         let polled = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            polled = collector.poll().instrument(span.clone()) => polled,
+            polled = time::timeout(deadline, collector.poll().instrument(span.clone())) => {
+                polled.unwrap_or_else(|_| Err(PollError::Deadline { limit_ms: deadline.as_millis() }).into())
+            }
         };
         let took = started.elapsed();
         let _entered = span.enter();
@@ -272,7 +284,12 @@ pub async fn run_loop<C: Collector>(
         }
         // poll_failure goes last: it closes the poll's batch.
         gauges.push(Gauge::poll_failure(failure, failed, tags));
-        statsd.emit(&gauges).await;
+        // Connecting may wait on DNS; a stop request does not wait for it.
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            () = statsd.emit(&gauges) => {}
+        }
         last_failed = failed;
         if cfg.once {
             break;
@@ -286,6 +303,8 @@ pub async fn run_loop<C: Collector>(
 struct Health {
     failing_class: Option<String>,
     failures: u64,
+    /// When the last warning was logged (cause changes are rate-limited).
+    last_warn: Option<Instant>,
     last_success: Option<Instant>,
 }
 
@@ -294,12 +313,18 @@ impl Health {
         self.failures += 1;
         let class = err.class();
         let msg = error_chain(err);
-        if self.failing_class.as_deref() == Some(class.as_str()) {
-            tracing::debug!(role = %role, failures = self.failures, "poll failed again: {msg}");
-        } else {
+        let started = self.failing_class.is_none();
+        let changed = self.failing_class.as_deref() != Some(class.as_str());
+        let quiet = self
+            .last_warn
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        if started || (changed && !quiet) {
             tracing::warn!(role = %role, "poll failed: {msg} (poll_failure=1; repeats are logged at debug level)");
-            self.failing_class = Some(class);
+            self.last_warn = Some(Instant::now());
+        } else {
+            tracing::debug!(role = %role, failures = self.failures, "poll failed again: {msg}");
         }
+        self.failing_class = Some(class);
     }
 
     fn succeeded(&mut self, role: Role) {
@@ -433,12 +458,17 @@ impl ListSource for JobsSource {
         "jobs"
     }
 
+    fn stale(&self) -> bool {
+        self.common.iter().any(|(k, _)| *k == "stale")
+    }
+
     async fn read(
         &self,
         api: &NomadApi,
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<JobCounts>), NomadError> {
         let mut query = ListQuery::new("/v1/jobs");
+        query.timeout = Some(LIST_READ_TIMEOUT);
         query.params.clone_from(&self.common);
         if let Some(ns) = &self.namespace {
             query.params.push(("namespace", ns.clone()));
@@ -483,6 +513,10 @@ impl ListSource for NodesSource {
         "nodes"
     }
 
+    fn stale(&self) -> bool {
+        self.common.iter().any(|(k, _)| *k == "stale")
+    }
+
     fn optional(&self) -> bool {
         true
     }
@@ -493,6 +527,7 @@ impl ListSource for NodesSource {
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<NodeView>), NomadError> {
         let mut query = ListQuery::new("/v1/nodes");
+        query.timeout = Some(LIST_READ_TIMEOUT);
         query.params.clone_from(&self.common);
         if self.resources {
             query.params.push(("resources", "true".into()));
@@ -524,6 +559,10 @@ impl ListSource for AllocsSource {
         "allocations"
     }
 
+    fn stale(&self) -> bool {
+        self.common.iter().any(|(k, _)| *k == "stale")
+    }
+
     fn optional(&self) -> bool {
         true
     }
@@ -534,6 +573,7 @@ impl ListSource for AllocsSource {
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<AllocUsage>), NomadError> {
         let mut query = ListQuery::new("/v1/allocations");
+        query.timeout = Some(LIST_READ_TIMEOUT);
         query.params.clone_from(&self.common);
         query.params.extend([
             ("namespace", "*".into()),

@@ -17,8 +17,14 @@ pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::info!("{name} received, stopping");
+        tracing::info!("{name} received, stopping (a second signal exits at once)");
         token.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(1);
     });
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cadence::prelude::*;
@@ -56,7 +55,6 @@ pub struct Statsd {
     target: StatsdTarget,
     global_tags: Vec<(String, String)>,
     client: Option<StatsdClient>,
-    limiter: Arc<WarnLimiter>,
 }
 
 impl Statsd {
@@ -67,7 +65,6 @@ impl Statsd {
             target,
             global_tags,
             client: None,
-            limiter: Arc::new(WarnLimiter::default()),
         }
     }
 
@@ -88,7 +85,7 @@ impl Statsd {
             builder.send();
         }
         if let Err(err) = client.flush() {
-            self.limiter.warn(&self.target, &err);
+            LIMITER.warn(&self.target, &err);
         }
     }
 
@@ -97,15 +94,14 @@ impl Statsd {
     async fn connect(&self) -> Option<StatsdClient> {
         let target = self.target.clone();
         let tags = self.global_tags.clone();
-        let limiter = Arc::clone(&self.limiter);
-        let built = tokio::task::spawn_blocking(move || build_client(&target, tags, limiter)).await;
+        let built = tokio::task::spawn_blocking(move || build_client(&target, tags)).await;
         match built {
             Ok(Ok(client)) => {
                 tracing::info!(statsd = %self.target, "sending gauges to DogStatsD");
                 Some(client)
             }
             Ok(Err(err)) => {
-                self.limiter.warn(&self.target, &err);
+                LIMITER.warn(&self.target, &err);
                 None
             }
             Err(join) => {
@@ -119,13 +115,11 @@ impl Statsd {
 fn build_client(
     target: &StatsdTarget,
     tags: Vec<(String, String)>,
-    limiter: Arc<WarnLimiter>,
 ) -> anyhow::Result<StatsdClient> {
     let send_target = target.clone();
-    let errors = Arc::clone(&limiter);
     let mut builder = match target {
         StatsdTarget::Udp { host, port } => {
-            StatsdClient::builder(PREFIX, udp_sink(host, *port, target, limiter)?)
+            StatsdClient::builder(PREFIX, udp_sink(host, *port, target)?)
         }
         StatsdTarget::Unix(path) => {
             let socket = UnixDatagram::unbound()?;
@@ -137,19 +131,14 @@ fn build_client(
         }
         StatsdTarget::Stdout => StatsdClient::builder(PREFIX, StdoutSink),
     };
-    builder = builder.with_error_handler(move |e: MetricError| errors.warn(&send_target, &e));
+    builder = builder.with_error_handler(move |e: MetricError| LIMITER.warn(&send_target, &e));
     for (key, value) in tags {
         builder = builder.with_tag(key, value);
     }
     Ok(builder.build())
 }
 
-fn udp_sink(
-    host: &str,
-    port: u16,
-    target: &StatsdTarget,
-    limiter: Arc<WarnLimiter>,
-) -> anyhow::Result<BufferedUdpMetricSink> {
+fn udp_sink(host: &str, port: u16, target: &StatsdTarget) -> anyhow::Result<BufferedUdpMetricSink> {
     use std::net::ToSocketAddrs as _;
     let first: SocketAddr = (host, port)
         .to_socket_addrs()
@@ -167,7 +156,7 @@ fn udp_sink(
     Ok(BufferedUdpMetricSink::builder()
         .with_capacity(MAX_DATAGRAM_BYTES)
         .with_resolver_period(RESOLVE_EVERY)
-        .with_resolver_error_handler(move |e| limiter.warn(&resolve_target, &e))
+        .with_resolver_error_handler(move |e| LIMITER.warn(&resolve_target, &e))
         .build((host.to_owned(), port), socket)?)
 }
 
@@ -186,9 +175,14 @@ impl MetricSink for StdoutSink {
     }
 }
 
+/// One limiter for the whole process (both modes, the resolver thread).
+static LIMITER: WarnLimiter = WarnLimiter {
+    last_warn_secs: AtomicU64::new(0),
+};
+
 /// Logs DogStatsD problems at warn level at most once per `WARN_EVERY_SECS`,
 /// at debug level otherwise, so a missing agent does not flood the log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct WarnLimiter {
     last_warn_secs: AtomicU64,
 }

@@ -37,6 +37,11 @@ pub trait ListSource: Send + Sync + 'static {
     type Aggregate: Send + Sync + 'static;
     /// Short name for logs (`jobs`, `nodes`, `allocations`).
     fn name(&self) -> &'static str;
+    /// Whether any server may answer (`?stale`): then a lower index only
+    /// means a server that is a little behind, not a snapshot restore.
+    fn stale(&self) -> bool {
+        false
+    }
     /// Whether a 403 turns this source off instead of failing the poll.
     fn optional(&self) -> bool {
         false
@@ -122,7 +127,7 @@ async fn run<S: ListSource>(
                     "read"
                 );
                 let new = new.unwrap_or(0);
-                if block.is_some() && new < index {
+                if block.is_some() && new < index && !source.stale() {
                     tracing::info!(
                         list = source.name(),
                         from = index,

@@ -245,3 +245,44 @@ async fn healthz_follows_poll_health() {
     assert_eq!(r.status().as_u16(), 404);
     daemon.stop().await;
 }
+
+/// `--nomad-token-file` is read again when the file changes (a rotated
+/// token), without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_is_reread_when_it_changes() {
+    let dir = std::env::temp_dir().join(format!("nm-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "token-one\n").unwrap();
+    let path = file.to_str().unwrap().to_owned();
+    let (nomad, statsd, daemon) = setup(
+        "1.11.0",
+        &["--client", "--nomad-token-file", &path],
+        &[("NOMAD_TOKEN", "ignored")],
+    )
+    .await;
+    statsd.next_poll(CLIENT, WAIT).await;
+    let tokens = || -> Vec<String> {
+        nomad
+            .requests()
+            .iter()
+            .filter_map(|r| r.headers.get("x-nomad-token").cloned())
+            .collect()
+    };
+    assert!(tokens().iter().all(|t| t == "token-one"), "{:?}", tokens());
+    std::fs::write(&file, "token-two").unwrap();
+    // Make the change visible even on file systems with coarse timestamps.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    wait_until("requests carry the new token", || {
+        tokens().last().map(String::as_str) == Some("token-two")
+    })
+    .await;
+    daemon.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

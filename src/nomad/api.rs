@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -38,8 +38,9 @@ pub const MAX_LIST_BYTES: u64 = 1 << 30;
 pub struct NomadApiOptions {
     /// Base URL, e.g. `http://127.0.0.1:4646`, or `unix:///secrets/api.sock`.
     pub base: Url,
-    /// ACL secret (`NOMAD_TOKEN`); sent as `X-Nomad-Token`, never logged.
-    pub token: Option<String>,
+    /// ACL secret (`NOMAD_TOKEN` or `--nomad-token-file`); sent as
+    /// `X-Nomad-Token`, never logged.
+    pub token: TokenSource,
     /// `?region=` on every request (`NOMAD_REGION`).
     pub region: Option<String>,
     /// Per-request deadline covering connect, headers and the whole body.
@@ -54,13 +55,108 @@ impl std::fmt::Debug for NomadApiOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NomadApiOptions")
             .field("base", &self.base.as_str())
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token)
             .field("region", &self.region)
             .field("timeout", &self.timeout)
             .field("gzip", &self.gzip)
             .field("tls", &self.tls)
             .finish()
     }
+}
+
+/// Where the ACL token comes from.
+#[derive(Clone, Default)]
+pub enum TokenSource {
+    /// No token (a cluster without ACLs).
+    #[default]
+    None,
+    /// `NOMAD_TOKEN`.
+    Value(String),
+    /// `--nomad-token-file`: read at start and again whenever the file
+    /// changes (a rotated token, a workload identity renewed by a template).
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::None => f.write_str("None"),
+            TokenSource::Value(_) => f.write_str("Value(<redacted>)"),
+            TokenSource::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
+}
+
+/// The token as a ready header value, kept current with its file.
+struct Token {
+    source: TokenSource,
+    /// (file modification time it was read at, header value).
+    current: std::sync::Mutex<(Option<std::time::SystemTime>, Option<HeaderValue>)>,
+}
+
+impl Token {
+    fn new(source: TokenSource) -> anyhow::Result<Self> {
+        let token = Self {
+            source,
+            current: std::sync::Mutex::new((None, None)),
+        };
+        match &token.source {
+            TokenSource::None => {}
+            TokenSource::Value(v) => token.set(None, header_value(v)?),
+            TokenSource::File(path) => {
+                let (mtime, value) = read_token_file(path)?;
+                token.set(mtime, value);
+            }
+        }
+        Ok(token)
+    }
+
+    fn set(&self, mtime: Option<std::time::SystemTime>, value: HeaderValue) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = (mtime, Some(value));
+        }
+    }
+
+    /// The header to send; re-reads the token file when it changed (a read
+    /// that fails keeps the previous token and is logged).
+    fn header(&self) -> Option<HeaderValue> {
+        if let TokenSource::File(path) = &self.source {
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let known = self.current.lock().ok().and_then(|c| c.0);
+            if mtime.is_some() && mtime != known {
+                match read_token_file(path) {
+                    Ok((mtime, value)) => {
+                        tracing::info!(file = %path.display(), "token file changed; using the new token");
+                        self.set(mtime, value);
+                    }
+                    Err(err) => tracing::warn!("keeping the previous token: {err:#}"),
+                }
+            }
+        }
+        self.current.lock().ok().and_then(|c| c.1.clone())
+    }
+}
+
+fn header_value(token: &str) -> anyhow::Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(token.trim()).map_err(|_| {
+        anyhow::anyhow!("the Nomad token contains characters not allowed in an HTTP header")
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn read_token_file(
+    path: &std::path::Path,
+) -> anyhow::Result<(Option<std::time::SystemTime>, HeaderValue)> {
+    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --nomad-token-file {}", path.display()))?;
+    anyhow::ensure!(
+        !text.trim().is_empty(),
+        "--nomad-token-file {} is empty",
+        path.display()
+    );
+    Ok((mtime, header_value(&text)?))
 }
 
 /// TLS settings (`NOMAD_CACERT`, `NOMAD_CLIENT_CERT`, `NOMAD_CLIENT_KEY`,
@@ -84,6 +180,7 @@ pub struct TlsOptions {
 #[derive(Clone)]
 pub struct NomadApi {
     http: reqwest::Client,
+    token: Arc<Token>,
     base: Url,
     /// Where requests go, for messages: the base URL, or the Unix socket.
     origin: String,
@@ -99,21 +196,8 @@ impl NomadApi {
     /// A TLS file that cannot be read or parsed, or a token that is not a
     /// valid header value.
     pub fn new(opts: NomadApiOptions) -> anyhow::Result<Self> {
-        let mut headers = HeaderMap::new();
-        if let Some(token) = opts
-            .token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let mut value = HeaderValue::from_str(token).map_err(|_| {
-                anyhow::anyhow!("NOMAD_TOKEN contains characters not allowed in an HTTP header")
-            })?;
-            value.set_sensitive(true);
-            headers.insert("X-Nomad-Token", value);
-        }
+        let token = Arc::new(Token::new(opts.token.clone())?);
         let mut builder = reqwest::Client::builder()
-            .default_headers(headers)
             .user_agent(concat!("nomad-metrics/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
             .timeout(opts.timeout)
@@ -165,7 +249,11 @@ impl NomadApi {
             builder = builder.danger_accept_invalid_certs(true);
         }
         let mut base = opts.base.clone();
-        let origin = opts.base.as_str().trim_end_matches('/').to_owned();
+        // For messages: never show credentials embedded in the URL.
+        let mut shown = opts.base.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        let origin = shown.as_str().trim_end_matches('/').to_owned();
         if base.scheme() == "unix" {
             // All requests go over the socket; the URL only carries the path.
             builder = builder.unix_socket(PathBuf::from(base.path()));
@@ -191,6 +279,7 @@ impl NomadApi {
         let http = builder.build().context("cannot build the HTTP client")?;
         Ok(Self {
             http,
+            token,
             base,
             origin,
             region: opts.region.filter(|r| !r.is_empty()),
@@ -262,7 +351,7 @@ impl NomadApi {
         query: &ListQuery<'_>,
         mut on_item: impl FnMut(T),
     ) -> Result<ListOutcome, NomadError> {
-        let mut seen_tokens: Vec<String> = Vec::new();
+        let mut seen_tokens = std::collections::HashSet::new();
         let mut next_token: Option<String> = None;
         let mut first_index = None;
         let mut items = 0u64;
@@ -277,7 +366,7 @@ impl NomadApi {
                 params.push(("next_token", token.clone()));
             }
             let block = query.block.filter(|_| pages == 0);
-            let mut timeout = self.timeout;
+            let mut timeout = query.timeout.unwrap_or(self.timeout);
             if let Some(b) = block {
                 params.push(("index", b.index.to_string()));
                 params.push(("wait", format!("{}ms", b.wait.as_millis())));
@@ -307,12 +396,11 @@ impl NomadApi {
             }
             match page.next_token {
                 Some(token) if query.per_page.is_some() => {
-                    if seen_tokens.contains(&token) {
+                    if !seen_tokens.insert(token.clone()) {
                         return Err(NomadError::Paging {
                             path: query.path.to_owned(),
                         });
                     }
-                    seen_tokens.push(token.clone());
                     next_token = Some(token);
                 }
                 _ => break,
@@ -376,7 +464,10 @@ impl NomadApi {
         timeout: Duration,
     ) -> Result<Response, NomadError> {
         let url = self.url(path, query);
-        let request = self.http.get(url.clone()).timeout(timeout);
+        let mut request = self.http.get(url.clone()).timeout(timeout);
+        if let Some(token) = self.token.header() {
+            request = request.header("X-Nomad-Token", token);
+        }
         let response = request.send().await.map_err(|source| {
             if source.is_timeout() {
                 self.timeout_error(path)
@@ -546,6 +637,9 @@ pub struct ListQuery<'a> {
     pub per_page: Option<u32>,
     /// Make the first request a blocking query.
     pub block: Option<Block>,
+    /// Deadline per page instead of the client's request timeout (a full
+    /// read of 100k jobs may need longer than one poll interval).
+    pub timeout: Option<Duration>,
 }
 
 impl<'a> ListQuery<'a> {
@@ -556,6 +650,7 @@ impl<'a> ListQuery<'a> {
             params: Vec::new(),
             per_page: None,
             block: None,
+            timeout: None,
         }
     }
 }

@@ -7,6 +7,6 @@ pub mod error;
 pub mod model;
 pub mod stream;
 
-pub use api::{Block, ListOutcome, ListQuery, NomadApi, NomadApiOptions, TlsOptions};
+pub use api::{Block, ListOutcome, ListQuery, NomadApi, NomadApiOptions, TlsOptions, TokenSource};
 pub use error::NomadError;
 pub use model::NomadVersion;
