@@ -431,3 +431,39 @@ async fn no_cluster_view() {
         .any(|l| l.name.contains(".nodes.") || l.name.contains(".capacity.")));
     assert_eq!(nomad.count("/v1/nodes") + nomad.count("/v1/allocations"), 0);
 }
+
+/// A large list (20,000 synthetic jobs, ~12 MB, sent as one chunk like Go
+/// does) is counted exactly: chunks far larger than the element cap are fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_synthetic_list_is_counted_exactly() {
+    let nomad = FakeNomad::start("1.11.0").await;
+    nomad.set_list(
+        List::Jobs,
+        crate::support::fake_nomad::synthetic(List::Jobs, 20_000, 0),
+    );
+    let statsd = StatsdCapture::start().await;
+    let (url, port) = (nomad.url(), statsd.port().to_string());
+    let daemon = Daemon::start(config(
+        &args_for(&url, &port, &["--server", "--no-cluster-view"]),
+        &[],
+    ));
+    // A debug build may need a few polls for the first full read.
+    let poll = loop {
+        let poll = statsd.next_poll(SERVER, WAIT).await;
+        if by_name(&poll)[&format!("{SERVER}poll_failure")] == 0.0 {
+            break poll;
+        }
+    };
+    daemon.stop().await;
+    let v = by_name(&poll);
+    assert_eq!(v[&format!("{SERVER}poll_failure")], 0.0, "{poll:?}");
+    // Per 10 synthetic jobs: 1 pending, 2 running, 4 complete, 3 dead.
+    for (state, n) in [
+        ("pending", 2000.0),
+        ("running", 4000.0),
+        ("complete", 8000.0),
+        ("dead", 6000.0),
+    ] {
+        assert_eq!(v[&format!("{SERVER}jobs.{state}")], n, "{state}");
+    }
+}

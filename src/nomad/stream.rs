@@ -86,18 +86,19 @@ impl ArrayDecoder {
         on_element: &mut impl FnMut(T),
     ) -> Result<(), DecodeError> {
         self.buf.extend_from_slice(chunk);
+        if self.buf.len() >= self.need || self.buf.len() > self.max_element {
+            self.need = 0;
+            let mut pos = 0;
+            let result = self.consume(&mut pos, on_element);
+            self.buf.drain(..pos);
+            self.offset += pos as u64;
+            result?;
+        }
+        // What is left is one element still arriving.
         if self.buf.len() > self.max_element {
             return Err(DecodeError::ElementTooLarge(self.max_element));
         }
-        if self.buf.len() < self.need {
-            return Ok(());
-        }
-        self.need = 0;
-        let mut pos = 0;
-        let result = self.consume(&mut pos, on_element);
-        self.buf.drain(..pos);
-        self.offset += pos as u64;
-        result
+        Ok(())
     }
 
     /// Call at the end of the body: decodes what is still buffered (without
@@ -173,7 +174,9 @@ impl ArrayDecoder {
                         Some(Err(e)) if !self.final_pass && (e.is_eof() || at_end(rest, &e)) => {
                             // Wait for at least as many bytes again (16 KiB at
                             // least) before decoding this element again.
-                            self.need = *pos + rest.len() + rest.len().max(16 << 10);
+                            // `need` counts from `buf[0]`, where this element
+                            // will start once the bytes before it are drained.
+                            self.need = rest.len() + rest.len().max(16 << 10);
                             return Ok(());
                         }
                         Some(Err(source)) => {
@@ -321,6 +324,48 @@ mod tests {
             matches!(err, DecodeError::Element { offset: 9, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn decodes_as_it_goes_and_keeps_only_the_partial_element() {
+        let mut body = b"[".to_vec();
+        for i in 0..2000 {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(format!(r#"{{"id":{i},"pad":"xxxxxxxx"}}"#).as_bytes());
+        }
+        body.push(b']');
+        let mut decoder = ArrayDecoder::new(1 << 20);
+        let mut n = 0;
+        for part in body.chunks(20_000) {
+            decoder.feed(part, &mut |_: Value| n += 1).unwrap();
+            // Waiting for more data must hold one element, not pile up more.
+            assert!(
+                decoder.buf.len() < 20_000 / 2,
+                "{} bytes buffered",
+                decoder.buf.len()
+            );
+        }
+        decoder.finish(&mut |_: Value| n += 1).unwrap();
+        assert_eq!(n, 2000);
+    }
+
+    #[test]
+    fn a_chunk_larger_than_the_element_cap_is_fine() {
+        let mut body = b"[".to_vec();
+        for i in 0..1000 {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(br#"{"id":12345}"#);
+        }
+        body.push(b']');
+        let mut decoder = ArrayDecoder::new(64);
+        let mut n = 0;
+        decoder.feed(&body, &mut |_: Value| n += 1).unwrap();
+        decoder.finish(&mut |_: Value| n += 1).unwrap();
+        assert_eq!(n, 1000);
     }
 
     #[test]
