@@ -43,8 +43,8 @@ Logging: RUST_LOG (default info), to stderr.";
 pub struct StartArgs {
     /// Nomad HTTP API address: http://HOST:PORT, https://…, or
     /// unix:///PATH for an agent's Unix socket (the Task API socket).
-    #[arg(long, env = "NOMAD_ADDR", value_name = "URL",
-          default_value = "http://127.0.0.1:4646", value_parser = parse_nomad_uri)]
+    #[arg(long, env = "NOMAD_ADDR", hide_env_values = true, value_name = "URL",
+          default_value = DEFAULT_NOMAD_ADDR, value_parser = parse_nomad_uri)]
     pub nomad_uri: Url,
 
     /// DogStatsD host name or IP, re-resolved every 30 s
@@ -139,12 +139,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where Nomad's HTTP API listens by default.
+pub const DEFAULT_NOMAD_ADDR: &str = "http://127.0.0.1:4646";
+
 /// Smallest accepted `--interval`.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Largest accepted `--interval` / `--resync`.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 fn parse_nomad_uri(raw: &str) -> Result<Url, String> {
+    // An empty NOMAD_ADDR means "not set" to the nomad CLI.
+    let raw = if raw.trim().is_empty() {
+        DEFAULT_NOMAD_ADDR
+    } else {
+        raw
+    };
     let url = Url::parse(raw.trim())
         .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:4646"))?;
     match url.scheme() {
@@ -240,6 +249,11 @@ mod tests {
         assert!(parse_nomad_uri("http://localhost:4646").is_ok());
         assert!(parse_nomad_uri("https://nomad.example:4646/").is_ok());
         assert!(parse_nomad_uri("unix:///secrets/api.sock").is_ok());
+        assert_eq!(
+            parse_nomad_uri("").unwrap().as_str(),
+            "http://127.0.0.1:4646/",
+            "empty = unset"
+        );
         assert!(parse_nomad_uri("unix://relative/api.sock").is_err());
         assert!(parse_nomad_uri("localhost:4646").is_err());
         assert!(parse_nomad_uri("ftp://x").is_err());
