@@ -440,10 +440,28 @@ impl Collector for ClientCollector {
     }
 }
 
+/// What every `--server` list query shares: the long read deadline, and
+/// `?stale` when any server may answer.
+#[derive(Debug, Clone, Copy)]
+struct ServerQuery {
+    stale: bool,
+}
+
+impl ServerQuery {
+    fn query(self, path: &str, block: Option<Block>) -> ListQuery<'_> {
+        let mut query = ListQuery::new(path);
+        query.timeout = Some(LIST_READ_TIMEOUT);
+        query.block = block;
+        if self.stale {
+            query.params.push(("stale", String::new()));
+        }
+        query
+    }
+}
+
 /// `/v1/jobs` folded into `JobCounts`.
 struct JobsSource {
-    /// Parameters every list query carries (`stale`).
-    common: Vec<(&'static str, String)>,
+    base: ServerQuery,
     namespace: Option<String>,
     per_page: Option<u32>,
     /// Version unknown: if `namespace=*` lists nothing, read the default
@@ -459,7 +477,7 @@ impl ListSource for JobsSource {
     }
 
     fn stale(&self) -> bool {
-        self.common.iter().any(|(k, _)| *k == "stale")
+        self.base.stale
     }
 
     async fn read(
@@ -467,19 +485,16 @@ impl ListSource for JobsSource {
         api: &NomadApi,
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<JobCounts>), NomadError> {
-        let mut query = ListQuery::new("/v1/jobs");
-        query.timeout = Some(LIST_READ_TIMEOUT);
-        query.params.clone_from(&self.common);
+        let mut query = self.base.query("/v1/jobs", block);
         if let Some(ns) = &self.namespace {
             query.params.push(("namespace", ns.clone()));
         }
         query.per_page = self.per_page;
-        query.block = block;
         let mut counts = JobCounts::default();
         let outcome = api.list(&query, |job: JobStub| counts.add(&job)).await?;
         if self.fallback_to_default && matches!(outcome, ListOutcome::Read { items: 0, .. }) {
-            query.params.clone_from(&self.common);
-            query.block = None;
+            query = self.base.query("/v1/jobs", None);
+            query.per_page = self.per_page;
             let fallback = api.list(&query, |job: JobStub| counts.add(&job)).await?;
             return Ok((fallback, Some(counts)));
         }
@@ -500,7 +515,7 @@ async fn fold_list<T: serde::de::DeserializeOwned, A>(
 
 /// `/v1/nodes` folded into a `NodeView`.
 struct NodesSource {
-    common: Vec<(&'static str, String)>,
+    base: ServerQuery,
     /// `?resources=true` (1.0+).
     resources: bool,
     per_page: Option<u32>,
@@ -514,7 +529,7 @@ impl ListSource for NodesSource {
     }
 
     fn stale(&self) -> bool {
-        self.common.iter().any(|(k, _)| *k == "stale")
+        self.base.stale
     }
 
     fn optional(&self) -> bool {
@@ -526,14 +541,11 @@ impl ListSource for NodesSource {
         api: &NomadApi,
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<NodeView>), NomadError> {
-        let mut query = ListQuery::new("/v1/nodes");
-        query.timeout = Some(LIST_READ_TIMEOUT);
-        query.params.clone_from(&self.common);
+        let mut query = self.base.query("/v1/nodes", block);
         if self.resources {
             query.params.push(("resources", "true".into()));
         }
         query.per_page = self.per_page;
-        query.block = block;
         fold_list(api, &query, NodeView::default(), |view, node: Node| {
             view.add(&node)
         })
@@ -543,7 +555,7 @@ impl ListSource for NodesSource {
 
 /// `/v1/allocations` (1.0+) folded into per-node usage.
 struct AllocsSource {
-    common: Vec<(&'static str, String)>,
+    base: ServerQuery,
     rules: LifecycleRules,
     /// `filter` (1.3+): only non-terminal allocations cross the wire.
     filter: bool,
@@ -560,7 +572,7 @@ impl ListSource for AllocsSource {
     }
 
     fn stale(&self) -> bool {
-        self.common.iter().any(|(k, _)| *k == "stale")
+        self.base.stale
     }
 
     fn optional(&self) -> bool {
@@ -572,9 +584,7 @@ impl ListSource for AllocsSource {
         api: &NomadApi,
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<AllocUsage>), NomadError> {
-        let mut query = ListQuery::new("/v1/allocations");
-        query.timeout = Some(LIST_READ_TIMEOUT);
-        query.params.clone_from(&self.common);
+        let mut query = self.base.query("/v1/allocations", block);
         query.params.extend([
             ("namespace", "*".into()),
             ("resources", "true".into()),
@@ -584,7 +594,6 @@ impl ListSource for AllocsSource {
             query.params.push(("filter", NON_TERMINAL_FILTER.into()));
         }
         // Not paged: allocation page tokens are broken before 1.10.2 (GH-25435).
-        query.block = block;
         fold_list(
             api,
             &query,
@@ -689,20 +698,16 @@ impl ServerCollector {
             (None, Some(_)) => (Some("*".to_owned()), false),
             (None, None) => (Some("*".to_owned()), true),
         };
-        let common: Vec<(&'static str, String)> = if self.stale {
-            vec![("stale", String::new())]
-        } else {
-            Vec::new()
-        };
+        let base = ServerQuery { stale: self.stale };
         let jobs = JobsSource {
-            common: common.clone(),
+            base,
             namespace,
             per_page,
             fallback_to_default,
         };
         let (jobs, _) = watch::spawn(jobs, self.api.clone(), self.timing, stop.clone());
         let nodes = NodesSource {
-            common: common.clone(),
+            base,
             resources: at_least(1, 0),
             per_page,
         };
@@ -711,7 +716,7 @@ impl ServerCollector {
             .then(|| watch::spawn(nodes, self.api.clone(), self.timing, stop.clone()).0);
         let allocs = (self.cluster_view && at_least(1, 0)).then(|| {
             let source = AllocsSource {
-                common,
+                base,
                 rules: LifecycleRules::for_version(version),
                 filter: at_least(1, 3),
             };
