@@ -371,8 +371,11 @@ smoke_skip_reason() {
   command -v podman >/dev/null || { echo "podman is not installed and could not be installed"; return; }
   if [[ -z ${NM_BINARY:-} ]]; then
     command -v cargo >/dev/null || { echo "no cargo to build the static binary (set NM_BINARY)"; return; }
+    if [[ ! -d $(rustc --print sysroot)/lib/rustlib/$musl_target ]] && command -v rustup >/dev/null; then
+      timeout 300 rustup target add "$musl_target" >/dev/null 2>&1 || true
+    fi
     [[ -d $(rustc --print sysroot)/lib/rustlib/$musl_target ]] ||
-      { echo "the Rust standard library for $musl_target is not installed (set NM_BINARY)"; return; }
+      { echo "the Rust standard library for $musl_target is not installed and rustup could not add it (set NM_BINARY)"; return; }
   fi
 }
 reason=$(smoke_skip_reason)
