@@ -72,7 +72,8 @@ pub struct StartArgs {
     #[arg(long)]
     pub client: bool,
 
-    /// Report cluster-wide job counts (point at a Nomad server).
+    /// Report cluster-wide job counts, node census and capacity (point at a
+    /// Nomad server or any agent).
     #[arg(long)]
     pub server: bool,
 

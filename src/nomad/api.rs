@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::error::NomadError;
-use super::model::{AgentSelf, Alloc, JobStub, Node};
+use super::model::{AgentSelf, Alloc, Node};
 use super::stream::{ArrayDecoder, DecodeError};
 
 /// Cap for a node document (`/v1/node/<id>`: tens of KiB, more with many
@@ -411,27 +411,6 @@ impl NomadApi {
             items,
             pages,
         })
-    }
-
-    /// `GET /v1/jobs`, handing each stub to `on_job` as it is decoded.
-    /// `namespace` is sent as given (`*` for all namespaces on 0.12+).
-    ///
-    /// # Errors
-    ///
-    /// Any `NomadError`.
-    pub async fn for_each_job(
-        &self,
-        namespace: Option<&str>,
-        on_job: impl FnMut(JobStub),
-    ) -> Result<u64, NomadError> {
-        let mut query = ListQuery::new("/v1/jobs");
-        if let Some(ns) = namespace {
-            query.params.push(("namespace", ns.to_owned()));
-        }
-        match self.list(&query, on_job).await? {
-            ListOutcome::Read { items, .. } => Ok(items),
-            ListOutcome::Unchanged { .. } => Ok(0),
-        }
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {

@@ -253,11 +253,6 @@ impl FakeNomad {
         self.changed.notify_waiters();
     }
 
-    /// A list's current index.
-    pub fn index(&self, list: List) -> u64 {
-        self.state.lock().unwrap().indexes[&list]
-    }
-
     /// The items of a list.
     pub fn list(&self, list: List) -> Arc<Vec<Item>> {
         Arc::clone(&self.state.lock().unwrap().lists[&list])

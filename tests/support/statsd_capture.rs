@@ -2,7 +2,7 @@
 //! datagram strictly against the grammar the daemon must produce
 //! (`name:value|g|#k:v,k2:v2`, lines joined by `\n`, at most 1432 bytes).
 //! A malformed line or oversized datagram is recorded and fails the next
-//! wait or `assert_clean`: tests assert, never log.
+//! wait or `assert_clean`: tests wait for a condition and assert, never log.
 
 #![allow(dead_code)]
 
@@ -260,18 +260,6 @@ impl StatsdCapture {
             ))
         })
         .await
-    }
-
-    /// Waits until nothing has arrived for `quiet`, then returns all lines.
-    pub async fn drain_until_quiet(&self, quiet: Duration) -> Vec<Line> {
-        loop {
-            let before = self.inner.lock().unwrap().lines.len();
-            tokio::time::sleep(quiet).await;
-            let st = self.inner.lock().unwrap();
-            if st.lines.len() == before {
-                return st.lines.clone();
-            }
-        }
     }
 
     async fn wait_lines<T>(
