@@ -503,7 +503,7 @@ impl ListSource for JobsSource {
 }
 
 /// Reads a list into `aggregate`, one element at a time.
-async fn fold_list<T: serde::de::DeserializeOwned, A>(
+async fn fold_list<T: crate::nomad::skim::ListElement, A>(
     api: &NomadApi,
     query: &ListQuery<'_>,
     mut aggregate: A,

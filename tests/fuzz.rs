@@ -9,6 +9,7 @@ use nomad_metrics::gauges::client::{alloc_usage, node_resources, ClientOptions, 
 use nomad_metrics::gauges::server::{capacity_gauges, AllocUsage, JobCounts, NodeView};
 use nomad_metrics::gauges::TagValue;
 use nomad_metrics::nomad::model::{AgentSelf, Alloc, JobStub, Node};
+use nomad_metrics::nomad::skim::{ListElement, Skim};
 use nomad_metrics::nomad::stream::ArrayDecoder;
 
 /// Cases per property (`PROPTEST_CASES` overrides).
@@ -121,6 +122,109 @@ fn cut(body: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Bytes the skimmer property writes into job JSON.
+const EDIT_BYTES: &[u8] = b"\"\\,:{}[]0-.eE xn\t\xff\x01";
+
+/// `/v1/jobs` elements: Nomad's fields with values of the right and wrong
+/// types, task group counters at the edges, and unknown fields.
+fn job_json() -> impl Strategy<Value = Value> {
+    let text = prop_oneof![
+        Just(Value::from("batch")),
+        Just(Value::from("service")),
+        Just(Value::from("dead")),
+        Just(Value::from("running")),
+        Just(Value::from("pending")),
+        Just(Value::from("default")),
+        ".{0,6}".prop_map(Value::from),
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+    ];
+    let counter = prop_oneof![
+        4 => (0u64..3).prop_map(Value::from),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => Just(Value::from(1.5)),
+        1 => Just(Value::Null),
+    ];
+    let group = prop::collection::vec(
+        (
+            prop::sample::select(vec![
+                "Complete", "Failed", "Lost", "Unknown", "Queued", "Running",
+            ]),
+            counter,
+        ),
+        0..6,
+    )
+    .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
+    let summary = prop_oneof![
+        4 => prop::collection::vec(("[a-z]{1,4}", group), 0..4)
+            .prop_map(|g| serde_json::json!({"JobID": "j", "Summary": Value::Object(g.into_iter().collect()), "CreateIndex": 7})),
+        1 => Just(Value::Null),
+        1 => json(),
+    ];
+    (
+        prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "Namespace",
+                    "Type",
+                    "Status",
+                    "Stop",
+                    "ID",
+                    "Priority",
+                    "Datacenters",
+                ]),
+                text,
+            ),
+            0..7,
+        ),
+        summary,
+        prop::option::of(json()),
+    )
+        .prop_map(|(fields, summary, extra)| {
+            let mut job: serde_json::Map<String, Value> =
+                fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            job.insert("JobSummary".to_owned(), summary);
+            if let Some(extra) = extra {
+                job.insert("Meta".to_owned(), extra);
+            }
+            Value::Object(job)
+        })
+}
+
+/// The streaming decoder over `body` cut at `cuts` counts what a whole
+/// parse counts, and fails where it fails.
+fn typed_streaming_agrees<T: ListElement>(
+    body: &[u8],
+    cuts: &[usize],
+) -> Result<(), TestCaseError> {
+    let whole = serde_json::from_slice::<Vec<T>>(body).map(|v| v.len());
+    let mut n = 0usize;
+    let mut decoder = ArrayDecoder::new(1 << 20);
+    let mut streamed = Ok(());
+    for chunk in cut(body, cuts) {
+        streamed = decoder.feed(&chunk, &mut |_: T| n += 1);
+        if streamed.is_err() {
+            break;
+        }
+    }
+    if streamed.is_ok() {
+        streamed = decoder.finish(&mut |_: T| n += 1);
+    }
+    match whole {
+        Ok(len) => {
+            prop_assert!(streamed.is_ok(), "{streamed:?}");
+            prop_assert_eq!(n, len);
+        }
+        Err(_) => prop_assert!(
+            streamed.is_err(),
+            "the whole parse failed, streaming must too"
+        ),
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(cases(2000))]
 
@@ -151,30 +255,53 @@ proptest! {
         prop_assert_eq!(got, whole);
     }
 
-    /// Typed models take serde_json's skipping paths for unknown fields,
-    /// which fail differently on a cut number than `Value` does.
+    /// Typed models take serde_json's skipping paths for unknown fields
+    /// (and job stubs the skimmer), which fail differently on a cut number
+    /// than `Value` does.
     #[test]
-    fn typed_decoding_agrees_with_a_whole_parse(items in prop::collection::vec(json(), 0..6), cuts in prop::collection::vec(any::<usize>(), 0..12)) {
+    fn typed_decoding_agrees_with_a_whole_parse(items in prop::collection::vec(prop_oneof![json(), job_json()], 0..6), cuts in prop::collection::vec(any::<usize>(), 0..12)) {
         let body = serde_json::to_vec(&Value::Array(items)).unwrap();
-        let whole = serde_json::from_slice::<Vec<Alloc>>(&body).map(|v| v.len());
-        let mut n = 0usize;
-        let mut decoder = ArrayDecoder::new(1 << 20);
-        let mut streamed = Ok(());
-        for chunk in cut(&body, &cuts) {
-            streamed = decoder.feed(&chunk, &mut |_: Alloc| n += 1);
-            if streamed.is_err() {
-                break;
+        typed_streaming_agrees::<Alloc>(&body, &cuts)?;
+        typed_streaming_agrees::<JobStub>(&body, &cuts)?;
+    }
+
+    /// Whenever the job skimmer answers, serde_json reads the same job
+    /// from the same bytes (or, for "incomplete", hits their end).
+    #[test]
+    fn job_skimmer_agrees_with_serde(job in prop_oneof![job_json(), json()], edits in prop::collection::vec((any::<usize>(), 0u8..3, prop::sample::select(EDIT_BYTES)), 0..3)) {
+        let clean = serde_json::to_vec(&job).unwrap();
+        let mut body = clean.clone();
+        for (at, how, byte) in edits {
+            let at = at % (body.len() + 1);
+            match how {
+                0 => body.insert(at, byte),
+                1 if at < body.len() => body[at] = byte,
+                _ => body.truncate(at),
             }
         }
-        if streamed.is_ok() {
-            streamed = decoder.finish(&mut |_: Alloc| n += 1);
-        }
-        match whole {
-            Ok(len) => {
-                prop_assert!(streamed.is_ok(), "{streamed:?}");
-                prop_assert_eq!(n, len);
+        let serde = {
+            let mut it = serde_json::Deserializer::from_slice(&body).into_iter::<JobStub>();
+            it.next().map(|r| r.map(|job| (job, it.byte_offset())))
+        };
+        match JobStub::skim(&body) {
+            Skim::Done(job, used) => {
+                let (want, want_used) = serde.unwrap().unwrap();
+                prop_assert_eq!(job, want);
+                prop_assert_eq!(used, want_used);
             }
-            Err(_) => prop_assert!(streamed.is_err(), "the whole parse failed, streaming must too"),
+            // serde_json reports a number cut after `-`, `.` or `e` as invalid
+            // at the last byte rather than as EOF.
+            Skim::Incomplete => prop_assert!(
+                serde.as_ref().is_none_or(|r| r.as_ref().is_err_and(|e| e.is_eof() || (e.line() == 1 && e.column() >= body.len()))),
+                "{serde:?}"
+            ),
+            Skim::Unsure => {
+                // The fast path must take what Nomad writes: an object without
+                // escapes that serde_json reads (serde also reads a struct
+                // from an array, which Nomad never sends).
+                let plain = body == clean && body.first() == Some(&b'{') && !body.iter().any(|b| matches!(b, b'\\' | b'['));
+                prop_assert!(!(plain && matches!(serde, Some(Ok(_)))), "{}", String::from_utf8_lossy(&body));
+            }
         }
     }
 

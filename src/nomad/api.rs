@@ -18,6 +18,7 @@ use url::Url;
 
 use super::error::NomadError;
 use super::model::{AgentSelf, Alloc, Node};
+use super::skim::ListElement;
 use super::stream::{ArrayDecoder, DecodeError};
 
 /// Cap for a node document (`/v1/node/<id>`: tens of KiB, more with many
@@ -346,7 +347,7 @@ impl NomadApi {
     ///
     /// Any `NomadError`, including `Paging` when Nomad hands out the same
     /// page token twice (GH-25435).
-    pub async fn list<T: DeserializeOwned>(
+    pub async fn list<T: ListElement>(
         &self,
         query: &ListQuery<'_>,
         mut on_item: impl FnMut(T),
@@ -542,7 +543,7 @@ impl NomadApi {
     /// Reads one page of a list. `None` when `unchanged_at` equals the
     /// answer's `X-Nomad-Index` (a blocking query that timed out): the body
     /// is then left unread.
-    async fn read_page<T: DeserializeOwned>(
+    async fn read_page<T: ListElement>(
         &self,
         path: &str,
         query: &[(&str, &str)],

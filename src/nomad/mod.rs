@@ -5,6 +5,7 @@
 pub mod api;
 pub mod error;
 pub mod model;
+pub mod skim;
 pub mod stream;
 
 pub use api::{Block, ListOutcome, ListQuery, NomadApi, NomadApiOptions, TlsOptions, TokenSource};

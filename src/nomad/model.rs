@@ -291,7 +291,7 @@ pub struct SharedResources {
 /// One element of `GET /v1/jobs`, trimmed to what the counters need. With
 /// 100k jobs per list this is decoded 100k times, so it allocates at most
 /// the namespace string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobStub {
     /// 0.12+ (`omitempty`).
@@ -351,7 +351,7 @@ pub enum JobStatus {
 }
 
 /// `JobListStub.JobSummary`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobSummary {
     /// Task group name → counters, tallied while parsing.

@@ -8,7 +8,7 @@
 //! again once at least as many bytes again have arrived, so a large element
 //! split into many chunks costs O(size), not O(size²).
 
-use serde::de::DeserializeOwned;
+use super::skim::{ListElement, Skim};
 
 /// Why the byte stream is not a JSON array of the expected elements.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +80,7 @@ impl ArrayDecoder {
     /// # Errors
     ///
     /// The first error; the decoder must not be fed after one.
-    pub fn feed<T: DeserializeOwned>(
+    pub fn feed<T: ListElement>(
         &mut self,
         chunk: &[u8],
         on_element: &mut impl FnMut(T),
@@ -107,7 +107,7 @@ impl ArrayDecoder {
     /// # Errors
     ///
     /// `Truncated` unless the closing `]` was seen, or the element error.
-    pub fn finish<T: DeserializeOwned>(
+    pub fn finish<T: ListElement>(
         &mut self,
         on_element: &mut impl FnMut(T),
     ) -> Result<(), DecodeError> {
@@ -124,7 +124,7 @@ impl ArrayDecoder {
         }
     }
 
-    fn consume<T: DeserializeOwned>(
+    fn consume<T: ListElement>(
         &mut self,
         pos: &mut usize,
         on_element: &mut impl FnMut(T),
@@ -151,6 +151,20 @@ impl ArrayDecoder {
                 }
                 (State::First | State::Element, _) => {
                     let rest = &buf[*pos..];
+                    match T::skim(rest) {
+                        Skim::Done(value, used) => {
+                            on_element(value);
+                            *pos += used;
+                            self.state = State::Next;
+                            continue;
+                        }
+                        Skim::Incomplete if !self.final_pass => {
+                            self.need = rest.len() + rest.len().max(16 << 10);
+                            return Ok(());
+                        }
+                        // serde_json decodes it, or says what is wrong.
+                        Skim::Incomplete | Skim::Unsure => {}
+                    }
                     let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
                     match values.next() {
                         Some(Ok(value)) => {
@@ -252,6 +266,7 @@ mod tests {
         struct Item {
             id: u32,
         }
+        impl ListElement for Item {}
         let body = br#"[{"x":-0.5e-05,"id":1,"y":[-12,0.25,1E+3,-0],"z":{"s":-1.5}},
             {"n":-7,"id":2,"f":123456.789e1},{"id":3,"t":true,"u":null,"v":"-1.5"}]"#;
         for size in 1..=body.len() {
@@ -316,6 +331,7 @@ mod tests {
             #[allow(dead_code)]
             n: u32,
         }
+        impl ListElement for Item {}
         let mut decoder = ArrayDecoder::new(1 << 20);
         let err = decoder
             .feed(br#"[{"n":1},{"n":"x"}]"#, &mut |_: Item| {})
