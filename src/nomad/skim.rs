@@ -83,10 +83,12 @@ fn bytes_equal(v: u64, b: u8) -> u64 {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn peek(&self) -> Step<u8> {
         self.b.get(self.i).copied().ok_or(Stop::Incomplete)
     }
 
+    #[inline]
     fn ws(&mut self) -> Step<u8> {
         loop {
             let c = self.peek()?;
@@ -97,6 +99,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline]
     fn eat(&mut self, want: u8) -> Step<()> {
         if self.ws()? == want {
             self.i += 1;
@@ -106,28 +109,24 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A string without escapes or control characters: its bytes, and
-    /// whether they are all ASCII.
-    fn string(&mut self) -> Step<(&'a [u8], bool)> {
+    /// A string without escapes or control characters: its bytes.
+    #[inline]
+    fn string(&mut self) -> Step<&'a [u8]> {
         if self.peek()? != b'"' {
             return Err(Stop::Unsure);
         }
         let start = self.i + 1;
         let mut j = start;
-        let mut high = 0;
-        // Eight bytes at a time to the first `"`, `\` or control byte.
+        // Eight bytes at a time to the first `"`, `\\` or control byte.
         while let Some(word) = self.b.get(j..j + 8) {
             let mut raw = [0u8; 8];
             raw.copy_from_slice(word);
             let v = u64::from_le_bytes(raw);
             let hit = bytes_equal(v, b'"') | bytes_equal(v, b'\\') | bytes_below(v, 0x20);
             if hit != 0 {
-                let n = hit.trailing_zeros() / 8;
-                high |= v & HIGHS & ((1u64 << (n * 8)) - 1);
-                j += n as usize;
+                j += (hit.trailing_zeros() / 8) as usize;
                 break;
             }
-            high |= v & HIGHS;
             j += 8;
         }
         loop {
@@ -135,13 +134,10 @@ impl<'a> Cursor<'a> {
                 None => return Err(Stop::Incomplete),
                 Some(b'"') => {
                     self.i = j + 1;
-                    return Ok((&self.b[start..j], high == 0));
+                    return Ok(&self.b[start..j]);
                 }
                 Some(b'\\' | 0..=0x1f) => return Err(Stop::Unsure),
-                Some(&c) => {
-                    high |= u64::from(c & 0x80);
-                    j += 1;
-                }
+                Some(_) => j += 1,
             }
         }
     }
@@ -149,15 +145,18 @@ impl<'a> Cursor<'a> {
     /// A string serde_json reads as `&str` (and so checks is UTF-8), as
     /// bytes. Skipped string values are not checked: serde_json does not
     /// check them either.
+    #[inline]
     fn text(&mut self) -> Step<&'a [u8]> {
-        match self.string()? {
-            (s, true) => Ok(s),
-            (s, false) if std::str::from_utf8(s).is_ok() => Ok(s),
-            _ => Err(Stop::Unsure),
+        let s = self.string()?;
+        if s.is_ascii() || std::str::from_utf8(s).is_ok() {
+            Ok(s)
+        } else {
+            Err(Stop::Unsure)
         }
     }
 
     /// An object key, then the `:`.
+    #[inline]
     fn key(&mut self) -> Step<&'a [u8]> {
         let key = self.text()?;
         self.eat(b':')?;
@@ -252,6 +251,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// After a value inside an object: `true` if another member follows.
+    #[inline]
     fn more(&mut self) -> Step<bool> {
         match self.ws()? {
             b',' => {
