@@ -9,7 +9,11 @@
 //! - `skimmer`: what the daemon runs (`JobStub`);
 //! - `serde_json typed`: the same model decoded by serde_json alone;
 //! - `serde_json skip only`: serde_json passing over every element without
-//!   keeping anything (`IgnoredAny`): the floor for any serde_json decoder.
+//!   keeping anything (`IgnoredAny`): the floor for any serde_json decoder;
+//! - `walk, checks nothing`: one pass that only finds the strings (eight
+//!   bytes per step, as the skimmer does) and counts separators, with no
+//!   grammar check and no fields read: the floor for a byte-by-byte scanner
+//!   of this kind, not a usable decoder.
 
 #[path = "../tests/support/fake_nomad.rs"]
 mod fake_nomad;
@@ -27,6 +31,46 @@ use serde::de::IgnoredAny;
 #[serde(transparent)]
 struct SerdeOnly(JobStub);
 impl ListElement for SerdeOnly {}
+
+/// The "checks nothing" floor: skips strings eight bytes at a time and
+/// counts `{` and `,` outside them. Returns (best milliseconds, count).
+fn walk(body: &[u8], rounds: usize) -> (f64, usize) {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS;
+    let mut best = f64::MAX;
+    let mut n = 0;
+    for _ in 0..rounds {
+        let start = Instant::now();
+        n = 0;
+        let mut i = 0;
+        while let Some(&c) = body.get(i) {
+            i += 1;
+            if c != b'"' {
+                n += usize::from(c == b'{' || c == b',');
+                continue;
+            }
+            while let Some(word) = body.get(i..i + 8) {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(word);
+                let v = u64::from_le_bytes(raw);
+                let hit = below(v ^ (ONES * u64::from(b'"')), 1)
+                    | below(v ^ (ONES * u64::from(b'\\')), 1);
+                if hit != 0 {
+                    i += (hit.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
+            while body.get(i).is_some_and(|&b| b != b'"') {
+                i += 1;
+            }
+            i += 1;
+        }
+        best = best.min(start.elapsed().as_secs_f64() * 1e3);
+    }
+    (best, n)
+}
 
 /// Decodes `body` in 64 KiB chunks; returns (best milliseconds, elements).
 fn run<T: ListElement>(body: &[u8], rounds: usize, mut take: impl FnMut(T)) -> (f64, usize) {
@@ -96,13 +140,15 @@ fn main() {
     let (skim_ms, _) = run::<JobStub>(&body, rounds, |j| fast.add(&j));
     let (typed_ms, _) = run::<SerdeOnly>(&body, rounds, |j| slow.add(&j.0));
     let (skip_ms, _) = run::<IgnoredAny>(&body, rounds, |_| {});
-    println!("{jobs} jobs, {mb:.1} MB, best of {rounds}");
+    let (walk_ms, tokens) = walk(&body, rounds);
+    println!("{jobs} jobs, {mb:.1} MB, best of {rounds} ({tokens} separators walked)");
     println!("| decoder | ms | MB/s | time / skimmer |");
     println!("|---|---:|---:|---:|");
     for (name, ms) in [
         ("skimmer (the daemon)", skim_ms),
         ("serde_json typed", typed_ms),
         ("serde_json skip only", skip_ms),
+        ("walk, checks nothing", walk_ms),
     ] {
         println!(
             "| {name} | {ms:.1} | {:.0} | {:.2} |",
