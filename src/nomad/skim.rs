@@ -350,6 +350,7 @@ impl<'a> Cursor<'a> {
                 return Err(Stop::Unsure);
             }
             match field {
+                // `text` checked the bytes are UTF-8: nothing is replaced.
                 0 => {
                     job.namespace = cur
                         .nullable(|c| c.text().map(|s| String::from_utf8_lossy(s).into_owned()))?;
