@@ -557,7 +557,12 @@ mod tests {
             panic!("not skimmed");
         };
         assert_eq!(serde(skipped).unwrap().0, job);
-        for read in [&b"{\"Status\":\"\xff\"}"[..], b"{\"\xff\":1}"] {
+        for read in [
+            &b"{\"Status\":\"\xff\"}"[..],
+            b"{\"\xff\":1}",
+            b"{\"JobSummary\":{\"Summary\":{\"\xff\":{}}}}",
+            b"{\"JobSummary\":{\"Summary\":{\"g\":{\"\xff\":1}}}}",
+        ] {
             assert_eq!(JobStub::skim(read), Skim::Unsure);
             assert!(serde(read).is_err());
         }
