@@ -50,7 +50,9 @@ impl ListElement for JobStub {
 
 impl ListElement for super::model::Node {}
 impl ListElement for super::model::Alloc {}
+/// Any JSON (tests, benchmarks).
 impl ListElement for serde_json::Value {}
+/// Checks and drops every element (benchmarks).
 impl ListElement for serde::de::IgnoredAny {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

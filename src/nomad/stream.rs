@@ -1,8 +1,9 @@
 //! Decodes a JSON array arriving in chunks one element at a time, so that
 //! list endpoints (`/v1/jobs` with 100k jobs, 50k allocations) never sit in
 //! memory: memory is bounded by the largest element plus one chunk. Each
-//! element is decoded by serde_json straight from the buffered bytes (no
-//! separate framing pass). An element cut by a chunk boundary fails to
+//! element is decoded straight from the buffered bytes (no separate framing
+//! pass): by the element type's fast path where it has one (job stubs, see
+//! `skim`), else by serde_json. An element cut by a chunk boundary fails to
 //! decode at the end of the buffer — as "EOF", or, inside a number that a
 //! model skips (`-`, `0.`, `1e`), as an invalid number — and is decoded
 //! again once at least as many bytes again have arrived, so a large element
