@@ -33,6 +33,7 @@ Nomad environment (read as the `nomad` CLI reads it):
   NOMAD_REGION           region to query
   NOMAD_NAMESPACE        count jobs in this namespace only (default: all namespaces)
   NOMAD_CACERT           PEM file of CA certificates to verify Nomad's certificate
+  NOMAD_CAPATH           directory of PEM CA certificate files (if no NOMAD_CACERT)
   NOMAD_CLIENT_CERT      PEM client certificate for mutual TLS
   NOMAD_CLIENT_KEY       PEM key of NOMAD_CLIENT_CERT
   NOMAD_SKIP_VERIFY      true: do not verify Nomad's certificate (not recommended)

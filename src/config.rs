@@ -91,6 +91,7 @@ impl Config {
         };
         let tls = TlsOptions {
             ca_cert: env_nonempty("NOMAD_CACERT").map(PathBuf::from),
+            ca_path: env_nonempty("NOMAD_CAPATH").map(PathBuf::from),
             client_cert: env_nonempty("NOMAD_CLIENT_CERT").map(PathBuf::from),
             client_key: env_nonempty("NOMAD_CLIENT_KEY").map(PathBuf::from),
             skip_verify,

@@ -73,6 +73,7 @@ fn help_names_every_flag_and_env_variable() {
         "--nomad-token-file",
         "NOMAD_TOKEN",
         "NOMAD_CACERT",
+        "NOMAD_CAPATH",
         "NOMAD_CLIENT_CERT",
         "NOMAD_CLIENT_KEY",
         "NOMAD_SKIP_VERIFY",

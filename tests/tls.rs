@@ -1,5 +1,5 @@
 //! HTTPS to Nomad as the `nomad` CLI does it: certificates are verified
-//! (NOMAD_CACERT) unless NOMAD_SKIP_VERIFY says otherwise,
+//! (NOMAD_CACERT or NOMAD_CAPATH) unless NOMAD_SKIP_VERIFY says otherwise,
 //! NOMAD_TLS_SERVER_NAME names the certificate, and NOMAD_CLIENT_CERT /
 //! NOMAD_CLIENT_KEY answer a server that requires client certificates.
 
@@ -47,6 +47,47 @@ async fn certificates_are_verified() {
     );
 }
 
+/// NOMAD_CAPATH laid out as a Kubernetes Secret mounts it: the visible
+/// `ca.crt` is a link into a hidden, timestamped folder. Another CA in a
+/// sub-folder is read too; NOMAD_CACERT, when set, wins (as in the CLI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_directory() {
+    let other = pki("capath-other", &["127.0.0.1"]);
+    let pki = pki("capath", &["127.0.0.1"]);
+    let nomad = FakeNomad::start_tls("1.11.0", server_config(&pki, false)).await;
+    let dir = pki.dir.join("cas");
+    let stamped = dir.join("..2026_11_22_04_00_00.1");
+    std::fs::create_dir_all(&stamped).unwrap();
+    std::fs::copy(&pki.ca_pem, stamped.join("ca.crt")).unwrap();
+    std::os::unix::fs::symlink("..2026_11_22_04_00_00.1", dir.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/ca.crt", dir.join("ca.crt")).unwrap();
+    std::fs::create_dir_all(dir.join("more")).unwrap();
+    std::fs::copy(&other.ca_pem, dir.join("more/other.pem")).unwrap();
+    let capath = dir.to_str().unwrap();
+    assert_eq!(
+        first_poll_failed(&nomad, &[("NOMAD_CAPATH", capath)]).await,
+        0.0,
+        "the CA is in the directory"
+    );
+    let only_other = other.dir.join("cas");
+    std::fs::create_dir_all(&only_other).unwrap();
+    std::fs::copy(&other.ca_pem, only_other.join("ca.pem")).unwrap();
+    assert_eq!(
+        first_poll_failed(&nomad, &[("NOMAD_CAPATH", only_other.to_str().unwrap())]).await,
+        1.0,
+        "the directory replaces the public roots and lacks the CA"
+    );
+    let env = [
+        ("NOMAD_CACERT", other.ca_pem.to_str().unwrap()),
+        ("NOMAD_CAPATH", capath),
+    ];
+    assert_eq!(
+        first_poll_failed(&nomad, &env).await,
+        1.0,
+        "NOMAD_CACERT wins"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_server_name() {
     // Nomad's own certificates name `server.<region>.nomad`, not the address.
@@ -83,20 +124,43 @@ async fn mutual_tls() {
     assert_eq!(first_poll_failed(&nomad, &env).await, 0.0);
 }
 
-/// A CA file that is not PEM is a start-up error, not a silent fallback.
+/// A CA file or directory that is not PEM is a start-up error naming the
+/// setting and the file, not a silent fallback.
 #[test]
-fn bad_ca_file_is_a_usage_error() {
+fn bad_ca_settings_are_start_up_errors() {
     let dir = std::env::temp_dir().join(format!("nm-badca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
     let bad = dir.join("ca.pem");
     std::fs::write(&bad, "not a certificate").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nomad-metrics"))
-        .args(["start", "--client", "--once", "--dry-run"])
-        .env("NOMAD_CACERT", &bad)
-        .output()
-        .unwrap();
+    let run = |var: &str, value: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nomad-metrics"))
+            .args(["start", "--client", "--once", "--dry-run"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={}", value.display());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cacert = run("NOMAD_CACERT", &bad);
+    let capath_bad = run("NOMAD_CAPATH", &dir);
+    let capath_empty = run("NOMAD_CAPATH", &empty);
+    let capath_missing = run("NOMAD_CAPATH", &dir.join("missing"));
     let _ = std::fs::remove_dir_all(&dir);
-    assert_ne!(out.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("NOMAD_CACERT"), "{stderr}");
+    assert!(
+        cacert.contains("NOMAD_CACERT file") && cacert.contains("ca.pem"),
+        "{cacert}"
+    );
+    assert!(
+        capath_bad.contains("NOMAD_CAPATH file") && capath_bad.contains("ca.pem"),
+        "{capath_bad}"
+    );
+    assert!(
+        capath_empty.contains("holds no certificate"),
+        "{capath_empty}"
+    );
+    assert!(
+        capath_missing.contains("cannot read NOMAD_CAPATH directory"),
+        "{capath_missing}"
+    );
 }

@@ -5,7 +5,7 @@
 //! make of them.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,12 +160,15 @@ fn read_token_file(
     Ok((mtime, header_value(&text)?))
 }
 
-/// TLS settings (`NOMAD_CACERT`, `NOMAD_CLIENT_CERT`, `NOMAD_CLIENT_KEY`,
-/// `NOMAD_SKIP_VERIFY`, `NOMAD_TLS_SERVER_NAME`).
+/// TLS settings (`NOMAD_CACERT`, `NOMAD_CAPATH`, `NOMAD_CLIENT_CERT`,
+/// `NOMAD_CLIENT_KEY`, `NOMAD_SKIP_VERIFY`, `NOMAD_TLS_SERVER_NAME`).
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
     /// PEM file of CA certificates; replaces the bundled public roots.
     pub ca_cert: Option<PathBuf>,
+    /// Directory of PEM CA certificate files, used when `ca_cert` is not
+    /// set (as the `nomad` CLI does).
+    pub ca_path: Option<PathBuf>,
     /// PEM client certificate for mutual TLS (needs `client_key`).
     pub client_cert: Option<PathBuf>,
     /// PEM private key of `client_cert`.
@@ -175,6 +178,62 @@ pub struct TlsOptions {
     /// Name to verify the server certificate against (and send as SNI),
     /// while still connecting to the host of the base URL.
     pub server_name: Option<String>,
+}
+
+/// The CA certificates of one PEM file (`what` names the setting).
+fn ca_file(what: &str, path: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("{what} file {} is not PEM", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{what} file {} holds no certificate",
+        path.display()
+    );
+    Ok(certs)
+}
+
+/// The CA certificates of every file under `dir` (`NOMAD_CAPATH`), walked
+/// like the `nomad` CLI walks it, except that hidden entries are skipped
+/// and symbolic links followed: a Kubernetes Secret mounted as a directory
+/// has `..data` links beside the visible `ca.crt` link.
+fn ca_dir(dir: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    fn walk(dir: &Path, depth: u32, out: &mut Vec<reqwest::Certificate>) -> anyhow::Result<()> {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read NOMAD_CAPATH directory {}", dir.display()))?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .with_context(|| format!("cannot read NOMAD_CAPATH directory {}", dir.display()))?;
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                paths.push(entry.path());
+            }
+        }
+        paths.sort();
+        for path in paths {
+            if path.is_dir() {
+                // Bounded: a link loop must not recurse for ever.
+                anyhow::ensure!(
+                    depth < 8,
+                    "NOMAD_CAPATH {} nests directories too deeply",
+                    path.display()
+                );
+                walk(&path, depth + 1, out)?;
+            } else {
+                out.extend(ca_file("NOMAD_CAPATH", &path)?);
+            }
+        }
+        Ok(())
+    }
+    let mut certs = Vec::new();
+    walk(dir, 0, &mut certs)?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "NOMAD_CAPATH directory {} holds no certificate",
+        dir.display()
+    );
+    Ok(certs)
 }
 
 /// A typed client for the read-only Nomad endpoints the daemon polls.
@@ -214,18 +273,14 @@ impl NomadApi {
             .tcp_keepalive_retries(3u32);
 
         let tls = &opts.tls;
-        if let Some(path) = &tls.ca_cert {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("cannot read NOMAD_CACERT file {}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("NOMAD_CACERT file {} is not PEM", path.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "NOMAD_CACERT file {} holds no certificate",
-                path.display()
-            );
+        let roots = match (&tls.ca_cert, &tls.ca_path) {
+            (Some(file), _) => Some(ca_file("NOMAD_CACERT", file)?),
+            (None, Some(dir)) => Some(ca_dir(dir)?),
+            (None, None) => None,
+        };
+        if let Some(roots) = roots {
             builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
+            for cert in roots {
                 builder = builder.add_root_certificate(cert);
             }
         }
