@@ -4,10 +4,12 @@
 
 pub mod api;
 pub mod error;
+pub mod features;
 pub mod model;
 pub mod skim;
 pub mod stream;
 
 pub use api::{Block, ListOutcome, ListQuery, NomadApi, NomadApiOptions, TlsOptions, TokenSource};
 pub use error::NomadError;
+pub use features::Features;
 pub use model::NomadVersion;
