@@ -1,25 +1,25 @@
-//! `NomadApi`: the only code that speaks HTTP. It owns the reqwest client
-//! (timeouts, TLS, the `X-Nomad-Token` header), turns every failure into a
-//! typed `NomadError`, caps body sizes, and decodes list endpoints one
-//! element at a time. It knows Nomad's paths and JSON, not what the gauges
-//! make of them.
+//! `NomadApi`: the reqwest client (timeouts, TLS from `tls`, the
+//! `X-Nomad-Token` header from `token`), the single-document endpoints, and
+//! the request plumbing that turns every failure into a typed `NomadError`
+//! and caps body sizes. List endpoints are read in `list`. It knows Nomad's
+//! paths and JSON, not what the gauges make of them.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
-use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::error::NomadError;
+use super::list::ListQuery;
 use super::model::{AgentSelf, Alloc, Node};
-use super::skim::ListElement;
-use super::stream::{ArrayDecoder, DecodeError};
+use super::tls::{self, TlsOptions};
+use super::token::{Token, TokenSource};
 
 /// Cap for a node document (`/v1/node/<id>`: tens of KiB, more with many
 /// devices or attributes).
@@ -65,177 +65,6 @@ impl std::fmt::Debug for NomadApiOptions {
     }
 }
 
-/// Where the ACL token comes from.
-#[derive(Clone, Default)]
-pub enum TokenSource {
-    /// No token (a cluster without ACLs).
-    #[default]
-    None,
-    /// `NOMAD_TOKEN`.
-    Value(String),
-    /// `--nomad-token-file`: read at start and again whenever the file
-    /// changes (a rotated token, a workload identity renewed by a template).
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TokenSource::None => f.write_str("None"),
-            TokenSource::Value(_) => f.write_str("Value(<redacted>)"),
-            TokenSource::File(path) => write!(f, "File({})", path.display()),
-        }
-    }
-}
-
-/// The token as a ready header value, kept current with its file.
-struct Token {
-    source: TokenSource,
-    /// (file modification time it was read at, header value).
-    current: std::sync::Mutex<(Option<std::time::SystemTime>, Option<HeaderValue>)>,
-}
-
-impl Token {
-    fn new(source: TokenSource) -> anyhow::Result<Self> {
-        let token = Self {
-            source,
-            current: std::sync::Mutex::new((None, None)),
-        };
-        match &token.source {
-            TokenSource::None => {}
-            TokenSource::Value(v) => token.set(None, header_value(v)?),
-            TokenSource::File(path) => {
-                let (mtime, value) = read_token_file(path)?;
-                token.set(mtime, value);
-            }
-        }
-        Ok(token)
-    }
-
-    fn set(&self, mtime: Option<std::time::SystemTime>, value: HeaderValue) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = (mtime, Some(value));
-        }
-    }
-
-    /// The header to send; re-reads the token file when it changed (a read
-    /// that fails keeps the previous token and is logged).
-    fn header(&self) -> Option<HeaderValue> {
-        if let TokenSource::File(path) = &self.source {
-            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-            let known = self.current.lock().ok().and_then(|c| c.0);
-            if mtime.is_some() && mtime != known {
-                match read_token_file(path) {
-                    Ok((mtime, value)) => {
-                        tracing::info!(file = %path.display(), "token file changed; using the new token");
-                        self.set(mtime, value);
-                    }
-                    Err(err) => tracing::warn!("keeping the previous token: {err:#}"),
-                }
-            }
-        }
-        self.current.lock().ok().and_then(|c| c.1.clone())
-    }
-}
-
-fn header_value(token: &str) -> anyhow::Result<HeaderValue> {
-    let mut value = HeaderValue::from_str(token.trim()).map_err(|_| {
-        anyhow::anyhow!("the Nomad token contains characters not allowed in an HTTP header")
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-fn read_token_file(
-    path: &std::path::Path,
-) -> anyhow::Result<(Option<std::time::SystemTime>, HeaderValue)> {
-    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --nomad-token-file {}", path.display()))?;
-    anyhow::ensure!(
-        !text.trim().is_empty(),
-        "--nomad-token-file {} is empty",
-        path.display()
-    );
-    Ok((mtime, header_value(&text)?))
-}
-
-/// TLS settings (`NOMAD_CACERT`, `NOMAD_CAPATH`, `NOMAD_CLIENT_CERT`,
-/// `NOMAD_CLIENT_KEY`, `NOMAD_SKIP_VERIFY`, `NOMAD_TLS_SERVER_NAME`).
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    /// PEM file of CA certificates; replaces the bundled public roots.
-    pub ca_cert: Option<PathBuf>,
-    /// Directory of PEM CA certificate files, used when `ca_cert` is not
-    /// set (as the `nomad` CLI does).
-    pub ca_path: Option<PathBuf>,
-    /// PEM client certificate for mutual TLS (needs `client_key`).
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of `client_cert`.
-    pub client_key: Option<PathBuf>,
-    /// Accept any server certificate. Only on explicit operator request.
-    pub skip_verify: bool,
-    /// Name to verify the server certificate against (and send as SNI),
-    /// while still connecting to the host of the base URL.
-    pub server_name: Option<String>,
-}
-
-/// The CA certificates of one PEM file (`what` names the setting).
-fn ca_file(what: &str, path: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path)
-        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .with_context(|| format!("{what} file {} is not PEM", path.display()))?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "{what} file {} holds no certificate",
-        path.display()
-    );
-    Ok(certs)
-}
-
-/// The CA certificates of every file under `dir` (`NOMAD_CAPATH`), walked
-/// like the `nomad` CLI walks it, except that hidden entries are skipped
-/// and symbolic links followed: a Kubernetes Secret mounted as a directory
-/// has `..data` links beside the visible `ca.crt` link.
-fn ca_dir(dir: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
-    fn walk(dir: &Path, depth: u32, out: &mut Vec<reqwest::Certificate>) -> anyhow::Result<()> {
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read NOMAD_CAPATH directory {}", dir.display()))?;
-        let mut paths = Vec::new();
-        for entry in entries {
-            let entry = entry
-                .with_context(|| format!("cannot read NOMAD_CAPATH directory {}", dir.display()))?;
-            if !entry.file_name().to_string_lossy().starts_with('.') {
-                paths.push(entry.path());
-            }
-        }
-        paths.sort();
-        for path in paths {
-            if path.is_dir() {
-                // Bounded: a link loop must not recurse for ever.
-                anyhow::ensure!(
-                    depth < 8,
-                    "NOMAD_CAPATH {} nests directories too deeply",
-                    path.display()
-                );
-                walk(&path, depth + 1, out)?;
-            } else {
-                out.extend(ca_file("NOMAD_CAPATH", &path)?);
-            }
-        }
-        Ok(())
-    }
-    let mut certs = Vec::new();
-    walk(dir, 0, &mut certs)?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "NOMAD_CAPATH directory {} holds no certificate",
-        dir.display()
-    );
-    Ok(certs)
-}
-
 /// A typed client for the read-only Nomad endpoints the daemon polls.
 #[derive(Clone)]
 pub struct NomadApi {
@@ -245,7 +74,7 @@ pub struct NomadApi {
     /// Where requests go, for messages: the base URL, or the Unix socket.
     origin: String,
     region: Option<String>,
-    timeout: Duration,
+    pub(super) timeout: Duration,
 }
 
 impl NomadApi {
@@ -272,38 +101,7 @@ impl NomadApi {
             .tcp_keepalive_interval(Duration::from_secs(10))
             .tcp_keepalive_retries(3u32);
 
-        let tls = &opts.tls;
-        let roots = match (&tls.ca_cert, &tls.ca_path) {
-            (Some(file), _) => Some(ca_file("NOMAD_CACERT", file)?),
-            (None, Some(dir)) => Some(ca_dir(dir)?),
-            (None, None) => None,
-        };
-        if let Some(roots) = roots {
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in roots {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        match (&tls.client_cert, &tls.client_key) {
-            (Some(cert), Some(key)) => {
-                let mut pem = std::fs::read(cert).with_context(|| {
-                    format!("cannot read NOMAD_CLIENT_CERT file {}", cert.display())
-                })?;
-                pem.push(b'\n');
-                pem.extend(std::fs::read(key).with_context(|| {
-                    format!("cannot read NOMAD_CLIENT_KEY file {}", key.display())
-                })?);
-                let identity = reqwest::Identity::from_pem(&pem).context(
-                    "NOMAD_CLIENT_CERT / NOMAD_CLIENT_KEY are not a PEM certificate and key",
-                )?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
-            _ => anyhow::bail!("NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY must be set together"),
-        }
-        if tls.skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
+        builder = tls::configure(builder, &opts.tls)?;
         let mut base = opts.base.clone();
         // For messages: never show credentials embedded in the URL.
         let mut shown = opts.base.clone();
@@ -314,23 +112,8 @@ impl NomadApi {
             // All requests go over the socket; the URL only carries the path.
             builder = builder.unix_socket(PathBuf::from(base.path()));
             base = Url::parse("http://localhost/").context("static URL")?;
-        } else if let Some(name) = tls.server_name.as_deref().filter(|n| !n.is_empty()) {
-            // Verify against `name` but connect to the configured host: put
-            // the name in the URL (so rustls checks it and sends it as SNI)
-            // and resolve it to wherever the original host resolves.
-            let original = base
-                .host_str()
-                .context("the Nomad URL has no host")?
-                .to_owned();
-            base.set_host(Some(name))
-                .with_context(|| format!("NOMAD_TLS_SERVER_NAME {name:?} is not a host name"))?;
-            builder = builder.dns_resolver(Arc::new(ServerNameResolver {
-                server_name: name.to_owned(),
-                original: original
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-            }));
+        } else if let Some(name) = opts.tls.server_name.as_deref().filter(|n| !n.is_empty()) {
+            builder = tls::server_name(builder, &mut base, name)?;
         }
         let http = builder.build().context("cannot build the HTTP client")?;
         Ok(Self {
@@ -392,83 +175,6 @@ impl NomadApi {
             .await
     }
 
-    /// Reads a list endpoint, page by page when `per_page` is set (Nomad
-    /// 1.3+), handing each element to `on_item` as it is decoded; the list
-    /// itself is never held in memory. With `block`, the first request is a
-    /// blocking query, and an answer whose `X-Nomad-Index` equals
-    /// `block.index` is `Unchanged` and its body is not read.
-    ///
-    /// # Errors
-    ///
-    /// Any `NomadError`, including `Paging` when Nomad hands out the same
-    /// page token twice (GH-25435).
-    pub async fn list<T: ListElement>(
-        &self,
-        query: &ListQuery<'_>,
-        mut on_item: impl FnMut(T),
-    ) -> Result<ListOutcome, NomadError> {
-        let mut seen_tokens = std::collections::HashSet::new();
-        let mut next_token: Option<String> = None;
-        let mut first_index = None;
-        let mut items = 0u64;
-        let mut pages = 0u32;
-        loop {
-            let mut params: Vec<(&str, String)> =
-                query.params.iter().map(|(k, v)| (*k, v.clone())).collect();
-            if let Some(n) = query.per_page {
-                params.push(("per_page", n.to_string()));
-            }
-            if let Some(token) = &next_token {
-                params.push(("next_token", token.clone()));
-            }
-            let block = query.block.filter(|_| pages == 0);
-            let mut timeout = query.timeout.unwrap_or(self.timeout);
-            if let Some(b) = block {
-                params.push(("index", b.index.to_string()));
-                params.push(("wait", format!("{}ms", b.wait.as_millis())));
-                // Nomad adds up to wait/16 of jitter before answering.
-                timeout += b.wait + b.wait / 16;
-            }
-            let borrowed: Vec<(&str, &str)> =
-                params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let page = self
-                .read_page(
-                    query.path,
-                    &borrowed,
-                    timeout,
-                    block.map(|b| b.index),
-                    &mut on_item,
-                )
-                .await?;
-            let Some(page) = page else {
-                return Ok(ListOutcome::Unchanged {
-                    index: block.map_or(0, |b| b.index),
-                });
-            };
-            pages += 1;
-            items += page.items;
-            if pages == 1 {
-                first_index = page.index;
-            }
-            match page.next_token {
-                Some(token) if query.per_page.is_some() => {
-                    if !seen_tokens.insert(token.clone()) {
-                        return Err(NomadError::Paging {
-                            path: query.path.to_owned(),
-                        });
-                    }
-                    next_token = Some(token);
-                }
-                _ => break,
-            }
-        }
-        Ok(ListOutcome::Read {
-            index: first_index,
-            items,
-            pages,
-        })
-    }
-
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();
         {
@@ -492,7 +198,7 @@ impl NomadApi {
     }
 
     /// Sends a GET and checks the status; the caller reads the body.
-    async fn send(
+    pub(super) async fn send(
         &self,
         path: &str,
         query: &[(&str, &str)],
@@ -532,7 +238,7 @@ impl NomadApi {
         })
     }
 
-    fn timeout_error(&self, path: &str) -> NomadError {
+    pub(super) fn timeout_error(&self, path: &str) -> NomadError {
         NomadError::Timeout {
             path: path.to_owned(),
             timeout_ms: self.timeout.as_millis(),
@@ -548,7 +254,7 @@ impl NomadApi {
         }
     }
 
-    fn body_error(&self, path: &str, source: reqwest::Error) -> NomadError {
+    pub(super) fn body_error(&self, path: &str, source: reqwest::Error) -> NomadError {
         if source.is_timeout() {
             self.timeout_error(path)
         } else {
@@ -594,130 +300,9 @@ impl NomadApi {
             .await
             .unwrap_or_else(|_| Err(self.timeout_error(path)))
     }
-
-    /// Reads one page of a list. `None` when `unchanged_at` equals the
-    /// answer's `X-Nomad-Index` (a blocking query that timed out): the body
-    /// is then left unread.
-    async fn read_page<T: ListElement>(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-        timeout: Duration,
-        unchanged_at: Option<u64>,
-        on_item: &mut impl FnMut(T),
-    ) -> Result<Option<Page>, NomadError> {
-        let work = async {
-            let response = self.send(path, query, timeout).await?;
-            let index = header_u64(&response, "x-nomad-index");
-            if unchanged_at.is_some() && index == unchanged_at {
-                return Ok(None);
-            }
-            let next_token = response
-                .headers()
-                .get("x-nomad-nexttoken")
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned);
-            let content_type = content_type(&response);
-            let mut decoder = ArrayDecoder::new(MAX_ELEMENT_BYTES);
-            let mut items = 0u64;
-            let mut total = 0u64;
-            let mut take = |item: T| {
-                on_item(item);
-                items += 1;
-            };
-            let decode_err = |e: DecodeError| match e {
-                DecodeError::ElementTooLarge(limit) => NomadError::TooLarge {
-                    path: path.to_owned(),
-                    limit_bytes: limit as u64,
-                },
-                other => NomadError::Decode {
-                    path: path.to_owned(),
-                    content_type: content_type.clone(),
-                    source: Box::new(other),
-                },
-            };
-            let mut chunks = response.bytes_stream();
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|e| self.body_error(path, e))?;
-                total += chunk.len() as u64;
-                if total > MAX_LIST_BYTES {
-                    return Err(NomadError::TooLarge {
-                        path: path.to_owned(),
-                        limit_bytes: MAX_LIST_BYTES,
-                    });
-                }
-                decoder.feed(&chunk, &mut take).map_err(decode_err)?;
-            }
-            decoder.finish(&mut take).map_err(decode_err)?;
-            Ok(Some(Page {
-                index,
-                next_token,
-                items,
-            }))
-        };
-        tokio::time::timeout(timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(self.timeout_error(path)))
-    }
 }
 
-/// How to read a list endpoint.
-#[derive(Debug, Clone)]
-pub struct ListQuery<'a> {
-    pub path: &'a str,
-    /// Query parameters besides paging and blocking (`namespace`, `filter`…).
-    pub params: Vec<(&'static str, String)>,
-    /// Page size (Nomad 1.3+); `None` reads the whole list in one answer.
-    pub per_page: Option<u32>,
-    /// Make the first request a blocking query.
-    pub block: Option<Block>,
-    /// Deadline per page instead of the client's request timeout (a full
-    /// read of 100k jobs may need longer than one poll interval).
-    pub timeout: Option<Duration>,
-}
-
-impl<'a> ListQuery<'a> {
-    #[must_use]
-    pub fn new(path: &'a str) -> Self {
-        Self {
-            path,
-            params: Vec::new(),
-            per_page: None,
-            block: None,
-            timeout: None,
-        }
-    }
-}
-
-/// A blocking query: answer once the index moves past `index`, or after
-/// `wait` (Nomad caps it at 5 minutes) with the current data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Block {
-    pub index: u64,
-    pub wait: Duration,
-}
-
-/// What a list read produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListOutcome {
-    /// A blocking query timed out with the index unchanged; nothing was read.
-    Unchanged { index: u64 },
-    /// The list was read; `index` is the first page's `X-Nomad-Index`.
-    Read {
-        index: Option<u64>,
-        items: u64,
-        pages: u32,
-    },
-}
-
-struct Page {
-    index: Option<u64>,
-    next_token: Option<String>,
-    items: u64,
-}
-
-fn header_u64(response: &Response, name: &str) -> Option<u64> {
+pub(super) fn header_u64(response: &Response, name: &str) -> Option<u64> {
     response
         .headers()
         .get(name)
@@ -725,7 +310,7 @@ fn header_u64(response: &Response, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn content_type(response: &Response) -> String {
+pub(super) fn content_type(response: &Response) -> String {
     response
         .headers()
         .get(CONTENT_TYPE)
@@ -756,26 +341,4 @@ async fn error_message(response: Response) -> String {
         .take(MAX)
         .collect();
     line
-}
-
-/// Resolves `NOMAD_TLS_SERVER_NAME` to the address of the configured host.
-struct ServerNameResolver {
-    server_name: String,
-    original: String,
-}
-
-impl reqwest::dns::Resolve for ServerNameResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = if name.as_str().eq_ignore_ascii_case(&self.server_name) {
-            self.original.clone()
-        } else {
-            name.as_str().to_owned()
-        };
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
-    }
 }

@@ -5,11 +5,17 @@
 pub mod api;
 pub mod error;
 pub mod features;
+pub mod list;
 pub mod model;
 pub mod skim;
 pub mod stream;
+pub mod tls;
+pub mod token;
 
-pub use api::{Block, ListOutcome, ListQuery, NomadApi, NomadApiOptions, TlsOptions, TokenSource};
+pub use api::{NomadApi, NomadApiOptions};
 pub use error::NomadError;
 pub use features::Features;
+pub use list::{Block, ListOutcome, ListQuery};
 pub use model::NomadVersion;
+pub use tls::TlsOptions;
+pub use token::TokenSource;
