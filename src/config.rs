@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 
 use crate::cli::{valid_tag_key, LogFormat, StartArgs};
 use crate::nomad::{NomadApiOptions, TlsOptions, TokenSource};
+use crate::role::Role;
 use crate::statsd::StatsdTarget;
 
 /// Default DogStatsD address.
@@ -16,17 +17,12 @@ pub const DEFAULT_STATSD_HOST: &str = "127.0.0.1";
 /// Default DogStatsD port.
 pub const DEFAULT_STATSD_PORT: u16 = 8125;
 
-/// Which collectors run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Roles {
-    pub client: bool,
-    pub server: bool,
-}
-
 /// Everything `run` needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub roles: Roles,
+    /// The roles polled (`--client`, `--server`): at least one, in
+    /// `Role::ALL` order.
+    pub roles: Vec<Role>,
     /// Poll period.
     pub interval: Duration,
     pub nomad: NomadApiOptions,
@@ -104,10 +100,13 @@ impl Config {
         let global_tags = global_tags(&args.tags, &env_nonempty, &mut warnings);
         let statsd = statsd_target(&args, &env_nonempty)?;
         Ok(Self {
-            roles: Roles {
-                client: args.client,
-                server: args.server,
-            },
+            roles: Role::ALL
+                .into_iter()
+                .filter(|role| match role {
+                    Role::Client => args.client,
+                    Role::Server => args.server,
+                })
+                .collect(),
             interval: args.interval,
             nomad: NomadApiOptions {
                 base: args.nomad_uri,

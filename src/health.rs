@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::Role;
+use crate::role::Role;
 
 /// A mode is unhealthy after this many intervals without a successful poll.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
@@ -31,7 +31,7 @@ struct RoleState {
 pub struct HealthBoard {
     interval: Duration,
     started: Instant,
-    roles: Mutex<BTreeMap<String, RoleState>>,
+    roles: Mutex<BTreeMap<Role, RoleState>>,
 }
 
 impl HealthBoard {
@@ -44,12 +44,7 @@ impl HealthBoard {
         Arc::new(Self {
             interval,
             started: Instant::now(),
-            roles: Mutex::new(
-                roles
-                    .iter()
-                    .map(|r| (r.to_string(), state.clone()))
-                    .collect(),
-            ),
+            roles: Mutex::new(roles.iter().map(|&r| (r, state.clone())).collect()),
         })
     }
 
@@ -58,7 +53,7 @@ impl HealthBoard {
         let Ok(mut roles) = self.roles.lock() else {
             return;
         };
-        let Some(state) = roles.get_mut(&role.to_string()) else {
+        let Some(state) = roles.get_mut(&role) else {
             return;
         };
         match error {

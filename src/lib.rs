@@ -18,9 +18,9 @@ pub mod gauges;
 pub mod health;
 pub mod nomad;
 pub mod pipeline;
+pub mod role;
 pub mod shutdown;
 pub mod statsd;
-pub mod watch;
 
 pub use config::Config;
 pub use pipeline::run;

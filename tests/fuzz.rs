@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use nomad_metrics::gauges::client::{alloc_usage, node_resources, ClientOptions, LifecycleRules};
+use nomad_metrics::gauges::client::{node_resources, ClientOptions};
+use nomad_metrics::gauges::resources::{alloc_usage, LifecycleRules};
 use nomad_metrics::gauges::server::{capacity_gauges, AllocUsage, JobCounts, NodeView};
 use nomad_metrics::gauges::TagValue;
 use nomad_metrics::nomad::model::{AgentSelf, Alloc, JobStub, Node};

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::client::{alloc_usage, node_capacity, LifecycleRules, Resources};
+use super::resources::{alloc_usage, node_capacity, LifecycleRules, Resources};
+use super::tags::group_tags;
 use super::{Gauge, Tag, TagValue};
 use crate::gauges as names;
 use crate::nomad::model::{Alloc, JobStatus, JobStub, JobType, Node};
@@ -184,17 +185,6 @@ pub struct NodeView {
     pub without_resources: u64,
     /// Nodes with a status no Nomad version sends (not counted).
     pub unrecognised: u64,
-}
-
-fn group_tags(node: &Node) -> Vec<Tag> {
-    [
-        ("datacenter", Some(node.datacenter.as_str())),
-        ("node_class", node.node_class.as_deref()),
-        ("node_pool", node.node_pool.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| Some(Tag::new(k, TagValue::new(v?)?)))
-    .collect()
 }
 
 impl NodeView {

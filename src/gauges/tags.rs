@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::nomad::model::Node;
+
 /// Longest tag value kept; Datadog truncates tags at 200 characters.
 pub const MAX_TAG_VALUE_CHARS: usize = 200;
 
@@ -64,9 +66,56 @@ impl Tag {
     }
 }
 
+/// Tags from `(key, raw value)` pairs; empty values (a node without a
+/// class) are left out, not invented.
+fn tags_of<const N: usize>(pairs: [(&'static str, Option<&str>); N]) -> Vec<Tag> {
+    pairs
+        .into_iter()
+        .filter_map(|(key, raw)| Some(Tag::new(key, TagValue::new(raw?)?)))
+        .collect()
+}
+
+/// Where a node sits: `datacenter`, `node_class`, `node_pool` (the
+/// capacity groups and the node census are keyed by these).
+#[must_use]
+pub fn group_tags(node: &Node) -> Vec<Tag> {
+    tags_of([
+        ("datacenter", Some(node.datacenter.as_str())),
+        ("node_class", node.node_class.as_deref()),
+        ("node_pool", node.node_pool.as_deref()),
+    ])
+}
+
+/// Which node it is: `node_id`, `node_name`, then the `group_tags`.
+#[must_use]
+pub fn identity_tags(node: &Node) -> Vec<Tag> {
+    let mut tags = tags_of([
+        ("node_id", Some(node.id.as_str())),
+        ("node_name", Some(node.name.as_str())),
+    ]);
+    tags.extend(group_tags(node));
+    tags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_tags_are_sanitised() {
+        let node: Node = serde_json::from_str(
+            r#"{"ID":"n1","Name":"web 1,a|b","Datacenter":"dc#1","NodeClass":"","Status":"ready"}"#,
+        )
+        .unwrap();
+        let tags: Vec<String> = identity_tags(&node)
+            .iter()
+            .map(|t| format!("{}:{}", t.key, t.value))
+            .collect();
+        assert_eq!(
+            tags,
+            ["node_id:n1", "node_name:web_1_a_b", "datacenter:dc_1"]
+        );
+    }
 
     #[test]
     fn keeps_safe_characters() {

@@ -7,10 +7,12 @@ pub mod error;
 pub mod features;
 pub mod list;
 pub mod model;
+pub mod queries;
 pub mod skim;
 pub mod stream;
 pub mod tls;
 pub mod token;
+pub mod watch;
 
 pub use api::{NomadApi, NomadApiOptions};
 pub use error::NomadError;

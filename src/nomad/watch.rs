@@ -14,7 +14,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::nomad::{Block, ListOutcome, NomadApi, NomadError};
+use super::queries::ListPlan;
+use super::skim::ListElement;
+use super::{Block, ListOutcome, NomadApi, NomadError};
 
 /// Nomad's server-side cap on a blocking query's wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -52,6 +54,65 @@ pub trait ListSource: Send + Sync + 'static {
         api: &NomadApi,
         block: Option<Block>,
     ) -> impl Future<Output = Result<(ListOutcome, Option<Self::Aggregate>), NomadError>> + Send;
+}
+
+/// A list read folded into an aggregate, one element at a time: `add`
+/// folds each element into a copy of `empty`.
+pub struct Fold<T, A> {
+    plan: ListPlan,
+    empty: A,
+    add: fn(&mut A, T),
+}
+
+impl<T, A> Fold<T, A> {
+    #[must_use]
+    pub fn new(plan: ListPlan, empty: A, add: fn(&mut A, T)) -> Self {
+        Self { plan, empty, add }
+    }
+}
+
+impl<T, A> ListSource for Fold<T, A>
+where
+    T: ListElement + 'static,
+    A: Clone + Send + Sync + 'static,
+{
+    type Aggregate = A;
+
+    fn name(&self) -> &'static str {
+        self.plan.name
+    }
+
+    fn stale(&self) -> bool {
+        self.plan.stale
+    }
+
+    fn optional(&self) -> bool {
+        self.plan.optional
+    }
+
+    async fn read(
+        &self,
+        api: &NomadApi,
+        block: Option<Block>,
+    ) -> Result<(ListOutcome, Option<A>), NomadError> {
+        let mut aggregate = self.empty.clone();
+        let outcome = api
+            .list(&self.plan.query(block), |item: T| {
+                (self.add)(&mut aggregate, item)
+            })
+            .await?;
+        if let (Some(fallback), ListOutcome::Read { items: 0, .. }) =
+            (&self.plan.fallback_if_empty, outcome)
+        {
+            let outcome = api
+                .list(&fallback.query(None), |item: T| {
+                    (self.add)(&mut aggregate, item)
+                })
+                .await?;
+            return Ok((outcome, Some(aggregate)));
+        }
+        Ok((outcome, Some(aggregate)))
+    }
 }
 
 /// Timing of a watcher.
