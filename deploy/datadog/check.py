@@ -56,7 +56,7 @@ BROKEN = {
     "broken-dashboard-read-only.json": ("dashboard", "read-only key 'id'"),
     "broken-monitor-type.json": ("monitors", "value 'metric alrt' not understood"),
     "broken-monitor-option.json": ("monitors", "unknown key 'notify_nodata'"),
-    "broken-monitor-threshold.json": ("monitors", "value 'nodata' not understood"),
+    "broken-monitor-renotify-status.json": ("monitors", "value 'nodata' not understood"),
 }
 
 CLIENT = ApiClient(Configuration())
