@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod client_role;
+mod datadog;
 mod degraded;
 mod fuzz;
 mod operator;
