@@ -60,13 +60,32 @@ pub struct StateCounts {
 }
 
 impl StateCounts {
-    fn slot(&mut self, state: JobState) -> &mut i64 {
-        match state {
+    /// Counts one job in `state`.
+    pub fn count(&mut self, state: JobState) {
+        *match state {
             JobState::Pending => &mut self.pending,
             JobState::Running => &mut self.running,
             JobState::Complete => &mut self.complete,
             JobState::Dead => &mut self.dead,
-        }
+        } += 1;
+    }
+
+    /// Number of jobs counted.
+    #[must_use]
+    pub fn total(&self) -> i64 {
+        self.pending + self.running + self.complete + self.dead
+    }
+
+    /// The four gauges of one family (`names`: pending, running, complete,
+    /// dead), all with `tags`.
+    fn gauges(&self, names: [&'static str; 4], tags: &[Tag]) -> [Gauge; 4] {
+        let [p, r, c, d] = names;
+        [
+            Gauge::count(p, self.pending, tags.to_vec()),
+            Gauge::count(r, self.running, tags.to_vec()),
+            Gauge::count(c, self.complete, tags.to_vec()),
+            Gauge::count(d, self.dead, tags.to_vec()),
+        ]
     }
 }
 
@@ -74,10 +93,8 @@ impl StateCounts {
 /// namespace). Memory is bounded by the number of types × namespaces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobCounts {
-    pub pending: i64,
-    pub running: i64,
-    pub complete: i64,
-    pub dead: i64,
+    /// Cluster-wide, all visible namespaces.
+    pub totals: StateCounts,
     /// Jobs with a status no Nomad version sends (not in any gauge).
     pub unrecognised: i64,
     /// type → namespace → counts. Namespace is `default` before 0.12.
@@ -91,12 +108,7 @@ impl JobCounts {
             self.unrecognised += 1;
             return;
         };
-        *match state {
-            JobState::Pending => &mut self.pending,
-            JobState::Running => &mut self.running,
-            JobState::Complete => &mut self.complete,
-            JobState::Dead => &mut self.dead,
-        } += 1;
+        self.totals.count(state);
         let namespace = job
             .namespace
             .as_deref()
@@ -108,24 +120,19 @@ impl JobCounts {
             Some(c) => c,
             None => per_ns.entry(namespace.to_owned()).or_default(),
         };
-        *counts.slot(state) += 1;
+        counts.count(state);
     }
 
     /// Number of jobs counted in the four gauges.
     #[must_use]
     pub fn total(&self) -> i64 {
-        self.pending + self.running + self.complete + self.dead
+        self.totals.total()
     }
 
     /// The four untagged job gauges.
     #[must_use]
     pub fn gauges(&self) -> Vec<Gauge> {
-        vec![
-            Gauge::count(names::SERVER_JOBS_PENDING, self.pending, vec![]),
-            Gauge::count(names::SERVER_JOBS_RUNNING, self.running, vec![]),
-            Gauge::count(names::SERVER_JOBS_COMPLETE, self.complete, vec![]),
-            Gauge::count(names::SERVER_JOBS_DEAD, self.dead, vec![]),
-        ]
+        self.totals.gauges(JOBS, &[]).to_vec()
     }
 
     /// `jobs_by_type.*` gauges tagged `type` and `namespace`.
@@ -144,26 +151,27 @@ impl JobCounts {
             if let Some(v) = TagValue::new(namespace) {
                 tags.push(Tag::new("namespace", v));
             }
-            out.push(Gauge::count(
-                names::SERVER_JOBS_BY_TYPE_PENDING,
-                c.pending,
-                tags.clone(),
-            ));
-            out.push(Gauge::count(
-                names::SERVER_JOBS_BY_TYPE_RUNNING,
-                c.running,
-                tags.clone(),
-            ));
-            out.push(Gauge::count(
-                names::SERVER_JOBS_BY_TYPE_COMPLETE,
-                c.complete,
-                tags.clone(),
-            ));
-            out.push(Gauge::count(names::SERVER_JOBS_BY_TYPE_DEAD, c.dead, tags));
+            out.extend(c.gauges(JOBS_BY_TYPE, &tags));
         }
         out
     }
 }
+
+/// The untagged job gauges, in `StateCounts` order.
+const JOBS: [&str; 4] = [
+    names::SERVER_JOBS_PENDING,
+    names::SERVER_JOBS_RUNNING,
+    names::SERVER_JOBS_COMPLETE,
+    names::SERVER_JOBS_DEAD,
+];
+
+/// The per type and namespace job gauges, in `StateCounts` order.
+const JOBS_BY_TYPE: [&str; 4] = [
+    names::SERVER_JOBS_BY_TYPE_PENDING,
+    names::SERVER_JOBS_BY_TYPE_RUNNING,
+    names::SERVER_JOBS_BY_TYPE_COMPLETE,
+    names::SERVER_JOBS_BY_TYPE_DEAD,
+];
 
 /// Census key: the tags of one `nodes.<status>` series.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -332,8 +340,9 @@ pub struct SeriesMemory {
 
 impl SeriesMemory {
     /// Adds a 0 gauge for every remembered series of one of `families`
-    /// (metric names) that `gauges` lacks; remembers the rest.
-    pub fn fill_zeros(&mut self, families: &[&'static str], gauges: &mut Vec<Gauge>) {
+    /// that `gauges` lacks; remembers the rest.
+    pub fn fill_zeros(&mut self, families: &[Family], gauges: &mut Vec<Gauge>) {
+        let families: Vec<&str> = families.iter().flat_map(|f| f.names()).copied().collect();
         let present: BTreeSet<(&'static str, &Vec<Tag>)> =
             gauges.iter().map(|g| (g.name, &g.tags)).collect();
         let missing: Vec<Gauge> = self
@@ -351,29 +360,48 @@ impl SeriesMemory {
     }
 }
 
-/// Metric families that are zero-filled.
-pub const ZERO_FILLED: &[&str] = &[
-    names::SERVER_JOBS_BY_TYPE_PENDING,
-    names::SERVER_JOBS_BY_TYPE_RUNNING,
-    names::SERVER_JOBS_BY_TYPE_COMPLETE,
-    names::SERVER_JOBS_BY_TYPE_DEAD,
-    names::SERVER_NODES_INITIALIZING,
-    names::SERVER_NODES_READY,
-    names::SERVER_NODES_DOWN,
-    names::SERVER_NODES_DISCONNECTED,
-    names::SERVER_CAPACITY_TOTAL_CPU,
-    names::SERVER_CAPACITY_TOTAL_MEMORY,
-    names::SERVER_CAPACITY_TOTAL_DISK,
-    names::SERVER_CAPACITY_RESERVED_CPU,
-    names::SERVER_CAPACITY_RESERVED_MEMORY,
-    names::SERVER_CAPACITY_RESERVED_DISK,
-    names::SERVER_CAPACITY_ALLOCATED_CPU,
-    names::SERVER_CAPACITY_ALLOCATED_MEMORY,
-    names::SERVER_CAPACITY_ALLOCATED_DISK,
-    names::SERVER_CAPACITY_AVAILABLE_CPU,
-    names::SERVER_CAPACITY_AVAILABLE_MEMORY,
-    names::SERVER_CAPACITY_AVAILABLE_DISK,
-];
+/// The tagged metric families whose series come and go with the cluster
+/// (a type or namespace without jobs, a node group that emptied): a series
+/// sent earlier and absent now is sent as 0 (`SeriesMemory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `jobs_by_type.*`.
+    JobsByType,
+    /// `nodes.*`.
+    NodeCensus,
+    /// `capacity.*`.
+    Capacity,
+}
+
+impl Family {
+    /// The metric names of the family.
+    #[must_use]
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Family::JobsByType => &JOBS_BY_TYPE,
+            Family::NodeCensus => &[
+                names::SERVER_NODES_INITIALIZING,
+                names::SERVER_NODES_READY,
+                names::SERVER_NODES_DOWN,
+                names::SERVER_NODES_DISCONNECTED,
+            ],
+            Family::Capacity => &[
+                names::SERVER_CAPACITY_TOTAL_CPU,
+                names::SERVER_CAPACITY_TOTAL_MEMORY,
+                names::SERVER_CAPACITY_TOTAL_DISK,
+                names::SERVER_CAPACITY_RESERVED_CPU,
+                names::SERVER_CAPACITY_RESERVED_MEMORY,
+                names::SERVER_CAPACITY_RESERVED_DISK,
+                names::SERVER_CAPACITY_ALLOCATED_CPU,
+                names::SERVER_CAPACITY_ALLOCATED_MEMORY,
+                names::SERVER_CAPACITY_ALLOCATED_DISK,
+                names::SERVER_CAPACITY_AVAILABLE_CPU,
+                names::SERVER_CAPACITY_AVAILABLE_MEMORY,
+                names::SERVER_CAPACITY_AVAILABLE_DISK,
+            ],
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -388,7 +416,7 @@ mod tests {
         }
         assert_eq!(counts.unrecognised, 0);
         assert_eq!(
-            (counts.pending + counts.running + counts.complete + counts.dead) as usize,
+            counts.total() as usize,
             stubs.len(),
             "the four gauges are disjoint and cover every job"
         );
@@ -414,7 +442,8 @@ mod tests {
                     $v,
                     "/expected.json"
                 )));
-                assert_eq!([c.pending, c.running, c.complete, c.dead], want);
+                let t = c.totals;
+                assert_eq!([t.pending, t.running, t.complete, t.dead], want);
                 let values: Vec<f64> = c.gauges().iter().map(|g| g.value).collect();
                 assert_eq!(values, want.map(|v| v as f64));
                 assert!(

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{error_chain, Collector, PollError, Polled, SeenVersion};
 use crate::config::Config;
 use crate::gauges::server::{
-    capacity_gauges, AllocUsage, JobCounts, NodeView, SeriesMemory, ZERO_FILLED,
+    capacity_gauges, AllocUsage, Family, JobCounts, NodeView, SeriesMemory,
 };
 use crate::nomad::model::{Alloc, JobStub, Node};
 use crate::nomad::queries::{QueryOptions, ServerLists};
@@ -209,18 +209,18 @@ impl ServerCollector {
         };
         let mut gauges = counts.gauges();
         gauges.extend(counts.by_type_gauges());
-        let mut fill: Vec<&'static str> = ZERO_FILLED[..4].to_vec();
+        let mut fill = vec![Family::JobsByType];
         // The cluster view is optional: a list that fails or that the token
         // may not read drops its own gauges (logged on change), not the poll.
         let view = self.optional.note("nodes", nodes.as_ref());
         let usage = self.optional.note("allocations", allocs.as_ref());
         if let Some(view) = view {
             gauges.extend(view.census_gauges());
-            fill.extend(&ZERO_FILLED[4..8]);
+            fill.push(Family::NodeCensus);
             match usage {
                 Some(usage) if view.has_capacity() => {
                     gauges.extend(capacity_gauges(&view, &usage));
-                    fill.extend(&ZERO_FILLED[8..]);
+                    fill.push(Family::Capacity);
                 }
                 Some(_) => self.optional.once(
                     "capacity",
