@@ -1,16 +1,44 @@
 //! nomad-metrics: polls the Nomad HTTP API and sends gauges to DogStatsD.
 //!
 //! ```text
-//!   Nomad HTTP API ──► nomad::NomadApi ──► gauges::{client,server} ──► statsd::Statsd ──► DogStatsD (UDP)
-//!   (JSON, typed in        (POLL)              (MAP: pure)                 (EMIT: cadence)
-//!    nomad::model)
-//!                    └──────────── pipeline: one loop per role, poll_failure ──────────┘
+//!  cli ─► config ─► pipeline::run: one loop per Role (role.rs), each tick:
+//!
+//!   Nomad HTTP API ──► nomad/ ──────────────► gauges/ ─────────► statsd ──► DogStatsD (UDP)
+//!   (JSON)             POLL: typed models,     MAP: pure,          EMIT: cadence,
+//!                      errors, watchers        catalogue + tags    batched datagrams
+//!                         ▲
+//!                 nomad::features (what this Nomad version can do)
+//!
+//!   pipeline/ adds the health gauges (poll_failure, …); health serves /healthz.
 //! ```
 //!
-//! Modules: `cli` (flags) → `config` (validated settings) → `pipeline`
-//! (loops) using `nomad` (HTTP + JSON), `gauges` (metric catalogue and
-//! mapping) and `statsd` (DogStatsD); `shutdown` turns signals into a
-//! cancellation token.
+//! Module map:
+//!
+//! | module | its one job |
+//! |---|---|
+//! | `cli`, `config` | flags and environment → a validated `Config` |
+//! | `role` | `Role` (client, server) and each role's health gauge names |
+//! | `pipeline` | the per-role loop (`mod.rs`), `client.rs` and `server.rs` collectors |
+//! | `nomad::api`, `list`, `tls`, `token`, `error` | the HTTP client, list reads (paging, blocking), TLS, ACL token, typed errors |
+//! | `nomad::model`, `stream`, `skim` | Nomad's JSON as types; element-at-a-time list decoding and the job-list fast path |
+//! | `nomad::features` | **the** table of version quirks: every version comparison is here |
+//! | `nomad::queries` | which `--server` list queries a version gets (paths, `filter`, paging) |
+//! | `nomad::watch` | keeps one list current with blocking queries, in its own task |
+//! | `gauges` (`mod.rs`) | the metric catalogue: every name, unit and meaning |
+//! | `gauges::resources`, `tags` | what both roles count (capacity, lifecycle-aware usage); safe tags |
+//! | `gauges::client`, `server` | Nomad models → the gauges of each role; zero-fill of vanished series |
+//! | `statsd`, `health`, `shutdown` | DogStatsD output, `/healthz`, signals |
+//!
+//! Where to change things:
+//! - **a metric**: its constant and `CATALOGUE` entry in `gauges/mod.rs`,
+//!   the mapping in `gauges/client.rs` or `gauges/server.rs`, the README's
+//!   metric table (a test checks it against the catalogue).
+//! - **a Nomad version quirk**: a field of `Features` in `nomad/features.rs`
+//!   (with its unit test), read where it matters; never compare versions
+//!   elsewhere. Facts in `docs/nomad-api.md`.
+//! - **a list source** for `--server`: its `ListPlan` in
+//!   `nomad/queries.rs`, its aggregate in `gauges/server.rs`, one
+//!   `watch::Fold` in `pipeline/server.rs::start_watchers`.
 
 pub mod cli;
 pub mod config;

@@ -1,5 +1,5 @@
 //! Serde models of the Nomad JSON this daemon reads, tolerant of every layout
-//! from 0.5.6 to 2.x (see `nomad-api.md`). Fields a version may omit or send
+//! from 0.5.6 to 2.x (see `docs/nomad-api.md`). Fields a version may omit or send
 //! as `null` are `Option`s; unknown fields are ignored. No logic lives here
 //! beyond reading what Nomad sent.
 

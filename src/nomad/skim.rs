@@ -1,3 +1,6 @@
+//! (Over 450 lines on purpose: a validating JSON scanner is one job that
+//! does not split well; its tests against serde_json are a quarter of it.)
+//!
 //! A fast path for the one list that gets huge: `GET /v1/jobs` (100k jobs,
 //! ~600 bytes each). On a fast link the decode, not the transfer, sets the
 //! poll time (`bench/server_scale.py`), and serde_json's typed decoding of
