@@ -1,6 +1,6 @@
 # nomad-metrics container image: one fully static (musl) binary in an empty
 # (`scratch`) image, running as an unprivileged numeric user. ENTRYPOINT is the
-# binary, so `docker run IMAGE start --client ...` works as in SPEC §1.
+# binary, so `docker run IMAGE start --client ...` works with the original command line (README, "Quick start").
 #
 # Two ways to build the same runtime image (docs/deploy.md, "Building the image"):
 #

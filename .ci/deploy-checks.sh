@@ -339,7 +339,7 @@ STUB
     bash "$script" >"$fake/run2.log" 2>&1 || { cat "$fake/run2.log"; exit 1; }
   ' _ "$fake" "$root/deploy/user-data.sh" || return 1
   local ok=0
-  # The first run starts the container as the original did (SPEC §1).
+  # The first run starts the container as the original did (`start --nomad-uri=... --statsd-host=... --statsd-port=8125 --client`).
   grep -E -q -- '^docker run -d --name nomad_metrics --restart=unless-stopped --net=host .* start --nomad-uri=http://localhost:4646 --statsd-host=10.0.0.5 --statsd-port=8125 --client$' \
     "$fake/calls.run1" || { echo "first run did not start the container like the original"; ok=1; }
   grep -q 'already running with these settings' "$fake/run2.log" ||
@@ -533,7 +533,7 @@ PY
     echo "fake Nomad or capture did not start"; return 1
   fi
 
-  # Started like the builders' user-data starts it (SPEC §1), plus a short interval.
+  # Started like the builders' user-data starts it (the original command line), plus a short interval.
   local name="nomad-metrics-ci-smoke-$$"
   containers+=("$name")
   podman run -d --name "$name" --net=host --read-only --cap-drop=ALL \
