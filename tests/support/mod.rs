@@ -15,7 +15,7 @@ use nomad_metrics::Config;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use fake_nomad::{fixture, FakeNomad, Fault};
+pub use fake_nomad::{fixture, fixture_text, FakeNomad, Fault};
 pub use statsd_capture::{Line, StatsdCapture};
 
 /// Poll period used by in-process tests: fast, well above scheduling noise.
@@ -149,35 +149,25 @@ pub async fn wait_until(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-/// Runs the body once per fixture version, as a separately named test each.
+/// Runs the async test body `$name(version)` once per fixture version (the
+/// list in `fake_nomad/versions.rs`), as a separately named test each:
+/// `$name::nomad_1_11_0`.
 #[macro_export]
 macro_rules! for_each_nomad_version {
     ($name:ident) => {
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_0_5_6() {
-                super::$name("0.5.6").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_0_8_7() {
-                super::$name("0.8.7").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_1_4_0() {
-                super::$name("1.4.0").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_1_8_0() {
-                super::$name("1.8.0").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_1_11_0() {
-                super::$name("1.11.0").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_2_0_5() {
-                super::$name("2.0.5").await
-            }
+            $crate::for_each_version!($crate::nomad_version_test, $name);
+        }
+    };
+}
+
+/// One test of `for_each_nomad_version!` (its callback).
+#[macro_export]
+macro_rules! nomad_version_test {
+    ($body:ident $test:ident, $version:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            super::$body($version).await
         }
     };
 }

@@ -20,6 +20,7 @@
 mod http;
 mod routes;
 mod synthetic;
+mod versions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,8 +39,8 @@ use routes::items_from_fixture;
 #[allow(unused_imports)]
 pub use synthetic::{synthetic, Synthetic};
 
-/// The Nomad versions there are fixtures for.
-pub const VERSIONS: &[&str] = &["0.5.6", "0.8.7", "1.4.0", "1.8.0", "1.11.0", "2.0.5"];
+/// The Nomad versions there are fixtures for (the list is in `versions`).
+pub const VERSIONS: &[&str] = crate::for_each_version!(@strs);
 
 /// A fault injected on requests whose path starts with a prefix.
 #[derive(Debug, Clone)]
@@ -151,11 +152,17 @@ pub fn fixture_dir(version: &str) -> PathBuf {
         .join(format!("nomad-{version}"))
 }
 
+/// A fixture file, as text.
+pub fn fixture_text(version: &str, file: &str) -> String {
+    let path = fixture_dir(version).join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A fixture file, parsed.
 pub fn fixture(version: &str, file: &str) -> Value {
-    let path = fixture_dir(version).join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let text = fixture_text(version, file);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", fixture_dir(version).join(file).display()))
 }
 
 impl FakeNomad {
