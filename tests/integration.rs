@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod client_role;
 mod degraded;
+mod fixture_mapping;
 mod fuzz;
 mod operator;
 mod server_cluster;
