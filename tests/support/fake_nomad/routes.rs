@@ -1,23 +1,18 @@
 //! What a Nomad of each version answers on each path: the fixture files per
 //! endpoint, `X-Nomad-Index` on blocking-capable endpoints, blocking
 //! queries, and the list endpoints' namespace, paging and `resources`
-//! semantics per version.
+//! semantics per version. What a version can do is asked of the daemon's
+//! own feature table (`nomad_metrics::nomad::Features`); nothing here
+//! compares version numbers.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nomad_metrics::nomad::features::JobNamespaces;
+use nomad_metrics::nomad::{Features, NomadVersion};
 use serde_json::Value;
 
 use super::{fixture, Item, List, Request, State};
-
-fn parse_version(v: &str) -> (u32, u32, u32) {
-    let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (
-        it.next().unwrap_or(0),
-        it.next().unwrap_or(0),
-        it.next().unwrap_or(0),
-    )
-}
 
 /// A blocking query (`?index=N&wait=D`) on a list waits until the list's
 /// index passes N or D elapses, as Nomad does.
@@ -136,7 +131,8 @@ fn route_inner(
         ),
         ["v1", "node", _, "allocations"] => (200, b"[]".to_vec().into(), Some(1)),
         ["v1", "jobs" | "nodes" | "allocations"] => {
-            // Before 1.3, `filter` and `per_page` are ignored, as by Nomad.
+            // Before 1.3 (`Features::paging`) `per_page` is ignored, as by
+            // Nomad. `filter` is never applied: the whole list is answered.
             let list = list_of(&request.path).expect("list path");
             match list_page(request, version, state, list) {
                 Ok((body, next)) => (
@@ -166,24 +162,25 @@ fn list_page(
     state: &Mutex<State>,
     list: List,
 ) -> Result<(Vec<u8>, Option<String>), String> {
-    let (major, minor, _) = parse_version(version);
+    let features = Features::for_version(NomadVersion::parse(version));
     let items = Arc::clone(&state.lock().unwrap().lists[&list]);
     let ns = request.query.get("namespace").map(String::as_str);
-    let namespaces = (major, minor) >= (0, 12);
     let selected = |item: &Item| -> bool {
-        match (namespaces, (major, minor) >= (0, 7), ns) {
+        match (features.job_namespaces, ns) {
             // 0.5/0.6: no namespaces, the parameter is ignored.
-            (_, false, _) => true,
+            (JobNamespaces::None, _) => true,
             // 0.7-0.11: `*` is a literal namespace name; only `default` exists.
-            (false, true, Some(ns)) => ns == "default",
-            (false, true, None) => true,
-            (true, _, Some("*")) => true,
-            (true, _, ns) => {
+            (JobNamespaces::Literal, Some(ns)) => ns == "default",
+            (JobNamespaces::Literal, None) => true,
+            (JobNamespaces::Wildcard | JobNamespaces::WildcardOrDefault, Some("*")) => true,
+            (JobNamespaces::Wildcard | JobNamespaces::WildcardOrDefault, ns) => {
                 list == List::Nodes || item.namespace.as_deref() == Some(ns.unwrap_or("default"))
             }
         }
     };
-    let paging = (major, minor) >= (1, 3) && list != List::Allocations;
+    // The allocation list is not paged (its page tokens are broken before
+    // 1.10.2, GH-25435; see `Features::paging`).
+    let paging = features.paging && list != List::Allocations;
     let per_page =
         if paging {
             match request.query.get("per_page") {
@@ -196,7 +193,7 @@ fn list_page(
             None
         };
     let start_token = request.query.get("next_token").filter(|_| paging);
-    let with_resources = (major, minor) >= (1, 0)
+    let with_resources = features.list_resources
         && request.query.get("resources").map(String::as_str) == Some("true");
     let mut body = Vec::with_capacity(64 * 1024);
     body.push(b'[');
