@@ -139,7 +139,11 @@ async fn original_command_line_end_to_end() {
         expected["client"]["available"][1].as_f64().unwrap()
     );
     assert_eq!(values[&format!("{CLIENT}poll_failure")], 0.0);
-    assert_eq!(values.len(), 15, "12 resources + 3 health gauges");
+    assert_eq!(
+        values.len(),
+        client_gauges_per_poll(),
+        "12 resources + 3 health gauges"
+    );
     stop_with(&mut child, "-TERM");
     statsd.assert_clean();
 }

@@ -150,7 +150,7 @@ async fn unix_socket_and_global_tags() {
     let daemon = Daemon::start(cfg);
     let poll = statsd.next_poll(CLIENT, WAIT).await;
     daemon.stop().await;
-    assert_eq!(by_name(&poll).len(), 15);
+    assert_eq!(by_name(&poll).len(), client_gauges_per_poll());
     for line in &poll {
         for tag in [("cluster", "ci"), ("team", "infra"), ("env", "prod")] {
             assert_eq!(line.tag(tag.0), Some(tag.1), "{line:?}");

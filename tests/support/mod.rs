@@ -26,6 +26,35 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub const CLIENT: &str = "circle.nomad.client_agent.";
 pub const SERVER: &str = "circle.nomad.server_agent.";
 
+/// Catalogue names (relative to `PREFIX`) under one of the role prefixes
+/// above (`CLIENT`, `SERVER`).
+fn catalogue_names(role_prefix: &str) -> impl Iterator<Item = &'static str> + '_ {
+    let role = role_prefix
+        .strip_prefix(nomad_metrics::gauges::PREFIX)
+        .and_then(|r| r.strip_prefix('.'))
+        .unwrap_or_else(|| panic!("{role_prefix} is not under the metric prefix"));
+    nomad_metrics::gauges::CATALOGUE
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(move |name| name.starts_with(role))
+}
+
+/// Gauge names one successful `--client` poll sends: every `client_agent.`
+/// entry of the catalogue (today 12 resource gauges + 3 health gauges).
+pub fn client_gauges_per_poll() -> usize {
+    catalogue_names(CLIENT).count()
+}
+
+/// Health gauges of a role (`CLIENT` or `SERVER`): the catalogue entries
+/// right under the role, outside any family (`client_agent.poll_failure`,
+/// `poll_duration_ms`, `last_success_age_s`, not `client_agent.resources.*`).
+pub fn health_gauges(role_prefix: &str) -> usize {
+    let role_len = role_prefix.len() - nomad_metrics::gauges::PREFIX.len() - 1;
+    catalogue_names(role_prefix)
+        .filter(|name| !name[role_len..].contains('.'))
+        .count()
+}
+
 /// Builds a `Config` from a command line (after `start`) and an environment.
 pub fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
     let mut argv = vec!["nomad-metrics", "start"];
