@@ -5,6 +5,7 @@
 
 pub mod fake_nomad;
 pub mod statsd_capture;
+pub mod temp_dir;
 pub mod tls;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use fake_nomad::{fixture, fixture_text, FakeNomad, Fault};
 pub use statsd_capture::{Line, StatsdCapture};
+pub use temp_dir::TempDir;
 
 /// Poll period used by in-process tests: fast, well above scheduling noise.
 pub const INTERVAL: &str = "300ms";
