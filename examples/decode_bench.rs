@@ -15,7 +15,7 @@
 //!   grammar check and no fields read: the floor for a byte-by-byte scanner
 //!   of this kind, not a usable decoder.
 
-#[path = "../tests/support/fake_nomad.rs"]
+#[path = "../tests/support/fake_nomad/mod.rs"]
 mod fake_nomad;
 
 use std::time::Instant;

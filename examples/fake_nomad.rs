@@ -5,7 +5,7 @@
 //!     cargo run --example fake_nomad -- [--listen 127.0.0.1:4646] [--version 1.11.0]
 //!         [--jobs N] [--nodes N] [--allocs N]
 
-#[path = "../tests/support/fake_nomad.rs"]
+#[path = "../tests/support/fake_nomad/mod.rs"]
 mod fake_nomad;
 
 fn usage() -> ! {

@@ -9,7 +9,7 @@
 //! fault, or its RSS at the end is more than 25 % above its RSS after the
 //! first full cycle of faults.
 
-#[path = "../tests/support/fake_nomad.rs"]
+#[path = "../tests/support/fake_nomad/mod.rs"]
 mod fake_nomad;
 #[path = "../tests/support/statsd_capture.rs"]
 mod statsd_capture;

@@ -1,5 +1,7 @@
-//! The built binary, run as operators run it: the exact SPEC §1 command
-//! line, usage errors (one line, exit 2), --help/--version, SIGTERM/SIGINT.
+//! The built binary, run as operators run it: the original tool's command
+//! line (`nomad-metrics start --nomad-uri=http://localhost:4646
+//! --statsd-host=10.0.0.5 --statsd-port=8125 --client`), usage errors (one
+//! line, exit 2), --help/--version, SIGTERM/SIGINT.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,7 +112,8 @@ fn stop_with(child: &mut std::process::Child, signal: &str) {
     }
 }
 
-/// SPEC §1's exact line (only the addresses point at the fakes), then SIGTERM.
+/// The original command line, exactly (only the addresses point at the
+/// fakes), then SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn original_command_line_end_to_end() {
     let nomad = FakeNomad::start("0.5.6").await;
@@ -139,7 +142,11 @@ async fn original_command_line_end_to_end() {
         expected["client"]["available"][1].as_f64().unwrap()
     );
     assert_eq!(values[&format!("{CLIENT}poll_failure")], 0.0);
-    assert_eq!(values.len(), 15, "12 resources + 3 health gauges");
+    assert_eq!(
+        values.len(),
+        client_gauges_per_poll(),
+        "12 resources + 3 health gauges"
+    );
     stop_with(&mut child, "-TERM");
     statsd.assert_clean();
 }

@@ -15,7 +15,7 @@ async fn exact_values_and_tags(version: &str) {
     let values = by_name(&poll);
     assert_eq!(
         values.len(),
-        15,
+        client_gauges_per_poll(),
         "12 resource gauges + poll_failure, poll_duration_ms, last_success_age_s: {values:?}"
     );
     for kind in ["total", "used", "available"] {

@@ -1,14 +1,15 @@
 //! One integration binary (ripgrep-style): the harness in `support` compiles
-//! once. Every test talks to real sockets on 127.0.0.1 only.
+//! once. Tests that talk to sockets use 127.0.0.1 only.
 
-mod support;
+mod support; // fake Nomad, DogStatsD capture, in-process daemon, TempDir, PKI
 
-mod cli;
-mod client_role;
-mod datadog;
-mod degraded;
-mod fuzz;
-mod operator;
-mod server_cluster;
-mod server_role;
-mod tls;
+mod cli; // the built binary: original command line, usage errors, signals
+mod client_role; // --client end to end per Nomad version: values, tags, datagrams
+mod datadog; // the Datadog dashboard and monitors name only catalogue metrics and tags
+mod degraded; // every fault fails the poll cleanly; the next good poll recovers
+mod fixture_mapping; // fixtures → gauges without HTTP; feature table vs fixtures
+mod fuzz; // property tests: no input panics; chunked decoding = whole parse
+mod operator; // --once, --dry-run, JSON logs, Unix sockets, tags, health, token file
+mod server_cluster; // --server at scale: census, capacity, blocking queries, paging
+mod server_role; // --server end to end per Nomad version: job counts, namespaces
+mod tls; // HTTPS to Nomad: CA file or directory, server name, client certificates

@@ -124,10 +124,8 @@ async fn json_logs() {
 /// global tags from the Datadog environment and --tag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_and_global_tags() {
-    let dir = std::env::temp_dir().join(format!("nm-uds-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("uds");
     let path = dir.join("dsd.socket");
-    let _ = std::fs::remove_file(&path);
     let statsd = StatsdCapture::start_unix(&path).await;
     let nomad = FakeNomad::start("2.0.5").await;
     let url = format!("unix://{}", path.display());
@@ -150,24 +148,21 @@ async fn unix_socket_and_global_tags() {
     let daemon = Daemon::start(cfg);
     let poll = statsd.next_poll(CLIENT, WAIT).await;
     daemon.stop().await;
-    assert_eq!(by_name(&poll).len(), 15);
+    assert_eq!(by_name(&poll).len(), client_gauges_per_poll());
     for line in &poll {
         for tag in [("cluster", "ci"), ("team", "infra"), ("env", "prod")] {
             assert_eq!(line.tag(tag.0), Some(tag.1), "{line:?}");
         }
     }
     statsd.assert_clean();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--nomad-uri unix:///…`: the agent's Unix socket (the Task API socket a
 /// Nomad system job reaches with a workload identity).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nomad_over_a_unix_socket() {
-    let dir = std::env::temp_dir().join(format!("nm-api-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("api");
     let path = dir.join("api.sock");
-    let _ = std::fs::remove_file(&path);
     let nomad = FakeNomad::start_unix(&path, "1.11.0").await;
     let statsd = StatsdCapture::start().await;
     let uri = format!("unix://{}", path.display());
@@ -193,7 +188,6 @@ async fn nomad_over_a_unix_socket() {
         .requests()
         .iter()
         .all(|r| r.headers.get("x-nomad-token").map(String::as_str) == Some(token)));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--health-listen`: 200 while polls succeed, 503 (with the reason) once a
@@ -250,8 +244,7 @@ async fn healthz_follows_poll_health() {
 /// token), without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_file_is_reread_when_it_changes() {
-    let dir = std::env::temp_dir().join(format!("nm-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("token");
     let file = dir.join("token");
     std::fs::write(&file, "token-one\n").unwrap();
     let path = file.to_str().unwrap().to_owned();
@@ -284,5 +277,4 @@ async fn token_file_is_reread_when_it_changes() {
     })
     .await;
     daemon.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::for_each_nomad_version;
 use crate::support::fake_nomad::List;
 use crate::support::*;
 
@@ -42,16 +43,22 @@ fn expected_cluster(version: &str) -> std::collections::BTreeMap<String, f64> {
     want
 }
 
+/// Node census and capacity roll-up vs `expected.json`, and the list
+/// requests each version gets (`resources`, the allocation list on 1.0+).
 async fn census_and_capacity(version: &str) {
     let (nomad, statsd, daemon) = setup(version, &["--server"], &[]).await;
     let poll = statsd.next_poll(SERVER, WAIT).await;
     daemon.stop().await;
     assert_eq!(by_name(&poll)[&format!("{SERVER}poll_failure")], 0.0);
-    assert_eq!(
-        cluster_series(&poll),
-        expected_cluster(version),
-        "Nomad {version}"
-    );
+    // Only some fixture sets carry hand-computed census and capacity
+    // figures; the request checks below hold for every version.
+    if fixture(version, "expected.json").get("census").is_some() {
+        assert_eq!(
+            cluster_series(&poll),
+            expected_cluster(version),
+            "Nomad {version}"
+        );
+    }
     let nodes_req = nomad
         .requests()
         .into_iter()
@@ -84,20 +91,7 @@ async fn census_and_capacity(version: &str) {
     statsd.assert_clean();
 }
 
-mod census_and_capacity {
-    #[tokio::test]
-    async fn nomad_0_8_7() {
-        super::census_and_capacity("0.8.7").await
-    }
-    #[tokio::test]
-    async fn nomad_1_11_0() {
-        super::census_and_capacity("1.11.0").await
-    }
-    #[tokio::test]
-    async fn nomad_2_0_5() {
-        super::census_and_capacity("2.0.5").await
-    }
-}
+for_each_nomad_version!(census_and_capacity);
 
 /// Jobs per type and namespace add up to the untagged totals.
 #[tokio::test]

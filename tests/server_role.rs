@@ -166,7 +166,7 @@ async fn both_modes_fail_independently() {
     assert!(failing.tags.is_empty());
     let client = statsd.next_poll(CLIENT, WAIT).await;
     assert_eq!(by_name(&client)[&format!("{CLIENT}poll_failure")], 0.0);
-    assert_eq!(by_name(&client).len(), 15);
+    assert_eq!(by_name(&client).len(), client_gauges_per_poll());
     daemon.stop().await;
     // While failing, no job gauge was sent at all (no stale values).
     let lines = statsd.lines();

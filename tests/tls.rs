@@ -128,7 +128,7 @@ async fn mutual_tls() {
 /// setting and the file, not a silent fallback.
 #[test]
 fn bad_ca_settings_are_start_up_errors() {
-    let dir = std::env::temp_dir().join(format!("nm-badca-{}", std::process::id()));
+    let dir = TempDir::new("badca");
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let bad = dir.join("ca.pem");
@@ -146,7 +146,7 @@ fn bad_ca_settings_are_start_up_errors() {
     let capath_bad = run("NOMAD_CAPATH", &dir);
     let capath_empty = run("NOMAD_CAPATH", &empty);
     let capath_missing = run("NOMAD_CAPATH", &dir.join("missing"));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert!(
         cacert.contains("NOMAD_CACERT file") && cacert.contains("ca.pem"),
         "{cacert}"

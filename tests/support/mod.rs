@@ -5,6 +5,7 @@
 
 pub mod fake_nomad;
 pub mod statsd_capture;
+pub mod temp_dir;
 pub mod tls;
 
 use std::time::Duration;
@@ -15,8 +16,9 @@ use nomad_metrics::Config;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use fake_nomad::{fixture, FakeNomad, Fault};
+pub use fake_nomad::{fixture, fixture_text, FakeNomad, Fault};
 pub use statsd_capture::{Line, StatsdCapture};
+pub use temp_dir::TempDir;
 
 /// Poll period used by in-process tests: fast, well above scheduling noise.
 pub const INTERVAL: &str = "300ms";
@@ -25,6 +27,35 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub const CLIENT: &str = "circle.nomad.client_agent.";
 pub const SERVER: &str = "circle.nomad.server_agent.";
+
+/// Catalogue names (relative to `PREFIX`) under one of the role prefixes
+/// above (`CLIENT`, `SERVER`).
+fn catalogue_names(role_prefix: &str) -> impl Iterator<Item = &'static str> + '_ {
+    let role = role_prefix
+        .strip_prefix(nomad_metrics::gauges::PREFIX)
+        .and_then(|r| r.strip_prefix('.'))
+        .unwrap_or_else(|| panic!("{role_prefix} is not under the metric prefix"));
+    nomad_metrics::gauges::CATALOGUE
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(move |name| name.starts_with(role))
+}
+
+/// Gauge names one successful `--client` poll sends: every `client_agent.`
+/// entry of the catalogue (today 12 resource gauges + 3 health gauges).
+pub fn client_gauges_per_poll() -> usize {
+    catalogue_names(CLIENT).count()
+}
+
+/// Health gauges of a role (`CLIENT` or `SERVER`): the catalogue entries
+/// right under the role, outside any family (`client_agent.poll_failure`,
+/// `poll_duration_ms`, `last_success_age_s`, not `client_agent.resources.*`).
+pub fn health_gauges(role_prefix: &str) -> usize {
+    let role_len = role_prefix.len() - nomad_metrics::gauges::PREFIX.len() - 1;
+    catalogue_names(role_prefix)
+        .filter(|name| !name[role_len..].contains('.'))
+        .count()
+}
 
 /// Builds a `Config` from a command line (after `start`) and an environment.
 pub fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
@@ -149,35 +180,25 @@ pub async fn wait_until(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-/// Runs the body once per fixture version, as a separately named test each.
+/// Runs the async test body `$name(version)` once per fixture version (the
+/// list in `fake_nomad/versions.rs`), as a separately named test each:
+/// `$name::nomad_1_11_0`.
 #[macro_export]
 macro_rules! for_each_nomad_version {
     ($name:ident) => {
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_0_5_6() {
-                super::$name("0.5.6").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_0_8_7() {
-                super::$name("0.8.7").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_1_4_0() {
-                super::$name("1.4.0").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_1_8_0() {
-                super::$name("1.8.0").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_1_11_0() {
-                super::$name("1.11.0").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn nomad_2_0_5() {
-                super::$name("2.0.5").await
-            }
+            $crate::for_each_version!($crate::nomad_version_test, $name);
+        }
+    };
+}
+
+/// One test of `for_each_nomad_version!` (its callback).
+#[macro_export]
+macro_rules! nomad_version_test {
+    ($body:ident $test:ident, $version:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            super::$body($version).await
         }
     };
 }

@@ -11,8 +11,11 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use super::TempDir;
+
 pub struct Pki {
-    pub dir: PathBuf,
+    /// Removed with the `Pki`.
+    pub dir: TempDir,
     /// PEM file of the CA (for NOMAD_CACERT).
     pub ca_pem: PathBuf,
     /// PEM client certificate and key signed by the CA (for mutual TLS).
@@ -23,16 +26,9 @@ pub struct Pki {
     server_key: Vec<u8>,
 }
 
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A CA and a server certificate for `server_names` (DNS names or IPs).
 pub fn pki(tag: &str, server_names: &[&str]) -> Pki {
-    let dir = std::env::temp_dir().join(format!("nm-pki-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new(&format!("pki-{tag}"));
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -1,0 +1,260 @@
+//! What a Nomad of each version answers on each path: the fixture files per
+//! endpoint, `X-Nomad-Index` on blocking-capable endpoints, blocking
+//! queries, and the list endpoints' namespace, paging and `resources`
+//! semantics per version. What a version can do is asked of the daemon's
+//! own feature table (`nomad_metrics::nomad::Features`); nothing here
+//! compares version numbers.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nomad_metrics::nomad::features::JobNamespaces;
+use nomad_metrics::nomad::{Features, NomadVersion};
+use serde_json::Value;
+
+use super::{fixture, Item, List, Request, State};
+
+/// A blocking query (`?index=N&wait=D`) on a list waits until the list's
+/// index passes N or D elapses, as Nomad does.
+pub(super) async fn block_if_asked(
+    request: &Request,
+    state: &Mutex<State>,
+    changed: &tokio::sync::Notify,
+) {
+    let Some(list) = list_of(&request.path) else {
+        return;
+    };
+    let Some(index) = request
+        .query
+        .get("index")
+        .and_then(|i| i.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if index == 0 {
+        return;
+    }
+    let wait = request
+        .query
+        .get("wait")
+        .map_or(Duration::from_secs(300), |w| parse_go_duration(w));
+    let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
+    loop {
+        let notified = changed.notified();
+        if state.lock().unwrap().indexes[&list] != index {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn list_of(path: &str) -> Option<List> {
+    match path {
+        "/v1/jobs" => Some(List::Jobs),
+        "/v1/nodes" => Some(List::Nodes),
+        "/v1/allocations" => Some(List::Allocations),
+        _ => None,
+    }
+}
+
+/// `500ms`, `10s`, `5m`, `300000ms` (what the daemon sends).
+fn parse_go_duration(text: &str) -> Duration {
+    let (num, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = num.parse().unwrap_or(0);
+    match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        _ => Duration::from_secs(300),
+    }
+}
+
+/// What real Nomad of `version` answers: (status, body, X-Nomad-Index,
+/// X-Nomad-NextToken).
+pub(super) fn route(
+    request: &Request,
+    version: &str,
+    state: &Mutex<State>,
+) -> (u16, Vec<u8>, Option<u64>, Option<String>) {
+    let (status, body, index) = route_inner(request, version, state);
+    match body {
+        Answer::Page(body, next) => (status, body, index, next),
+        Answer::Body(body) => (status, body, index, None),
+    }
+}
+
+enum Answer {
+    Body(Vec<u8>),
+    Page(Vec<u8>, Option<String>),
+}
+
+impl From<Vec<u8>> for Answer {
+    fn from(body: Vec<u8>) -> Self {
+        Answer::Body(body)
+    }
+}
+
+fn route_inner(
+    request: &Request,
+    version: &str,
+    state: &Mutex<State>,
+) -> (u16, Answer, Option<u64>) {
+    let load = |file: &'static str| -> Value {
+        let st = state.lock().unwrap();
+        st.overrides
+            .get(file)
+            .cloned()
+            .unwrap_or_else(|| fixture(version, file))
+    };
+    if let Some(v) = state.lock().unwrap().path_overrides.get(&request.path) {
+        return (200, compact(v).into(), Some(100));
+    }
+    if request.method != "GET" {
+        return (405, b"Invalid method".to_vec().into(), None);
+    }
+    let node = load("node.json");
+    let node_id = node["ID"].as_str().unwrap_or_default().to_owned();
+    let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["v1", "agent", "self"] => (200, compact(&load("agent-self.json")).into(), None),
+        ["v1", "node", id] if *id == node_id => (200, compact(&node).into(), Some(52277)),
+        ["v1", "node", _] => (404, b"node not found".to_vec().into(), None),
+        ["v1", "node", id, "allocations"] if *id == node_id => (
+            200,
+            compact(&load("node-allocations.json")).into(),
+            Some(52279),
+        ),
+        ["v1", "node", _, "allocations"] => (200, b"[]".to_vec().into(), Some(1)),
+        ["v1", "jobs" | "nodes" | "allocations"] => {
+            // Before 1.3 (`Features::paging`) `per_page` is ignored, as by
+            // Nomad. `filter` is never applied: the whole list is answered.
+            let list = list_of(&request.path).expect("list path");
+            match list_page(request, version, state, list) {
+                Ok((body, next)) => (
+                    200,
+                    Answer::Page(body, next),
+                    Some(state.lock().unwrap().indexes[&list]),
+                ),
+                Err(msg) => (400, msg.into_bytes().into(), None),
+            }
+        }
+        ["v1", "status", "leader"] => (200, b"\"10.0.0.5:4647\"".to_vec().into(), None),
+        _ => (404, b"404 page not found".to_vec().into(), None),
+    }
+}
+
+/// Compact JSON as Nomad writes it, keys in the fixture's (Go struct) order
+/// (`serde_json`'s `preserve_order` is on for the tests).
+fn compact(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).expect("serialise")
+}
+
+/// Which items of `list` a request selects (namespace semantics per version),
+/// and the page it asks for: (body, next token).
+fn list_page(
+    request: &Request,
+    version: &str,
+    state: &Mutex<State>,
+    list: List,
+) -> Result<(Vec<u8>, Option<String>), String> {
+    let features = Features::for_version(NomadVersion::parse(version));
+    let items = Arc::clone(&state.lock().unwrap().lists[&list]);
+    let ns = request.query.get("namespace").map(String::as_str);
+    let selected = |item: &Item| -> bool {
+        match (features.job_namespaces, ns) {
+            // 0.5/0.6: no namespaces, the parameter is ignored.
+            (JobNamespaces::None, _) => true,
+            // 0.7-0.11: `*` is a literal namespace name; only `default` exists.
+            (JobNamespaces::Literal, Some(ns)) => ns == "default",
+            (JobNamespaces::Literal, None) => true,
+            (JobNamespaces::Wildcard | JobNamespaces::WildcardOrDefault, Some("*")) => true,
+            (JobNamespaces::Wildcard | JobNamespaces::WildcardOrDefault, ns) => {
+                list == List::Nodes || item.namespace.as_deref() == Some(ns.unwrap_or("default"))
+            }
+        }
+    };
+    // The allocation list is not paged (its page tokens are broken before
+    // 1.10.2, GH-25435; see `Features::paging`).
+    let paging = features.paging && list != List::Allocations;
+    let per_page =
+        if paging {
+            match request.query.get("per_page") {
+                Some(p) => Some(p.parse::<usize>().map_err(|_| {
+                    "Expect a number for `per_page` query string parameter".to_owned()
+                })?),
+                None => None,
+            }
+        } else {
+            None
+        };
+    let start_token = request.query.get("next_token").filter(|_| paging);
+    let with_resources = features.list_resources
+        && request.query.get("resources").map(String::as_str) == Some("true");
+    let mut body = Vec::with_capacity(64 * 1024);
+    body.push(b'[');
+    let mut count = 0usize;
+    let mut next = None;
+    let mut started = start_token.is_none();
+    for item in items.iter().filter(|i| selected(i)) {
+        if !started {
+            // Tokens name the first item of the next page (inclusive).
+            if Some(&item.token) >= start_token {
+                started = true;
+            } else {
+                continue;
+            }
+        }
+        if per_page.is_some_and(|n| n > 0 && count == n) {
+            next = Some(item.token.clone());
+            break;
+        }
+        if count > 0 {
+            body.push(b',');
+        }
+        let json = match (&item.json_lean, with_resources) {
+            (Some(lean), false) => lean,
+            _ => &item.json,
+        };
+        body.extend_from_slice(json);
+        count += 1;
+    }
+    body.push(b']');
+    Ok((body, next))
+}
+
+/// Items of a fixture list, in the order Nomad lists them.
+pub(super) fn items_from_fixture(list: List, value: &Value) -> Vec<Item> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let id = v["ID"].as_str().unwrap_or_default().to_owned();
+            let namespace = v["Namespace"].as_str().map(str::to_owned);
+            let token = match (list, &namespace) {
+                (List::Jobs, Some(ns)) => format!("{ns}.{id}"),
+                _ => id,
+            };
+            let lean = (list != List::Jobs).then(|| {
+                let mut lean = v.clone();
+                if let Some(o) = lean.as_object_mut() {
+                    for key in ["NodeResources", "ReservedResources", "AllocatedResources"] {
+                        o.remove(key);
+                    }
+                }
+                compact(&lean)
+            });
+            Item {
+                namespace,
+                token,
+                json: compact(v),
+                json_lean: lean,
+            }
+        })
+        .collect()
+}
