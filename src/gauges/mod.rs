@@ -4,6 +4,7 @@
 //! table is checked against `CATALOGUE` by a test.
 
 pub mod client;
+pub mod cluster;
 pub mod resources;
 pub mod server;
 pub mod tags;

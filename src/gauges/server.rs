@@ -60,14 +60,14 @@ pub struct StateCounts {
 }
 
 impl StateCounts {
-    /// Counts one job in `state`.
-    pub fn count(&mut self, state: JobState) {
+    /// Counts one job in `state` (`delta` 1), or takes it back (−1).
+    pub fn add(&mut self, state: JobState, delta: i64) {
         *match state {
             JobState::Pending => &mut self.pending,
             JobState::Running => &mut self.running,
             JobState::Complete => &mut self.complete,
             JobState::Dead => &mut self.dead,
-        } += 1;
+        } += delta;
     }
 
     /// Number of jobs counted.
@@ -108,7 +108,7 @@ impl JobCounts {
             self.unrecognised += 1;
             return;
         };
-        self.totals.count(state);
+        self.totals.add(state, 1);
         let namespace = job
             .namespace
             .as_deref()
@@ -120,7 +120,7 @@ impl JobCounts {
             Some(c) => c,
             None => per_ns.entry(namespace.to_owned()).or_default(),
         };
-        counts.count(state);
+        counts.add(state, 1);
     }
 
     /// Number of jobs counted in the four gauges.

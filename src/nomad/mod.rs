@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod features;
 pub mod list;
 pub mod model;
