@@ -112,6 +112,25 @@ pub struct StartArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]
     pub resync: Duration,
 
+    /// --server on Nomad 1.0+: follow Nomad's event stream after one full
+    /// read (`auto`), so that a busy cluster costs its changes, not its
+    /// size; `off` keeps blocking queries. Falls back by itself where the
+    /// stream cannot be used (old version, token without stream access).
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub event_stream: EventStreamMode,
+
+    /// --server while following the event stream: a full re-read this often
+    /// as insurance (deletions Nomad does not announce). Versions whose job
+    /// purge emits no event (before 1.7.5 / 1.8.0) use --resync instead when
+    /// it is shorter.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_interval)]
+    pub reconcile: Duration,
+
+    /// --server: an event stream silent this long is taken as dead and
+    /// opened again (Nomad sends a heartbeat every 30 s).
+    #[arg(long, value_name = "DURATION", default_value = "65s", value_parser = parse_interval)]
+    pub event_stream_timeout: Duration,
+
     /// Read the ACL token from this file instead of NOMAD_TOKEN.
     #[arg(long, value_name = "PATH")]
     pub nomad_token_file: Option<PathBuf>,
@@ -139,6 +158,15 @@ pub struct StartArgs {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `--event-stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventStreamMode {
+    /// Use the stream where it works, blocking queries elsewhere.
+    Auto,
+    /// Blocking queries only.
+    Off,
 }
 
 /// Where Nomad's HTTP API listens by default.

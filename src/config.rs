@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::cli::{valid_tag_key, LogFormat, StartArgs};
+use crate::cli::{valid_tag_key, EventStreamMode, LogFormat, StartArgs};
 use crate::nomad::{NomadApiOptions, TlsOptions, TokenSource};
 use crate::role::Role;
 use crate::statsd::StatsdTarget;
@@ -39,6 +39,12 @@ pub struct Config {
     pub resync: Duration,
     /// `--stale`: any server may answer `--server` list queries.
     pub stale: bool,
+    /// `--event-stream auto`: follow Nomad's event stream where it works.
+    pub event_stream: bool,
+    /// `--reconcile`: full re-read this often while following the stream.
+    pub reconcile: Duration,
+    /// `--event-stream-timeout`: silence after which a stream is reopened.
+    pub event_stream_timeout: Duration,
     /// Census and capacity gauges (off with `--no-cluster-view`).
     pub cluster_view: bool,
     /// `--once`: one poll per mode, then exit.
@@ -123,6 +129,9 @@ impl Config {
             page_size: (args.page_size > 0).then_some(args.page_size),
             resync: args.resync,
             stale: args.stale,
+            event_stream: args.event_stream == EventStreamMode::Auto,
+            reconcile: args.reconcile,
+            event_stream_timeout: args.event_stream_timeout,
             cluster_view: !args.no_cluster_view,
             once: args.once,
             health_listen: args.health_listen,

@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::error::NomadError;
-use super::list::ListQuery;
-use super::model::{AgentSelf, Alloc, Node};
+use super::list::{Block, ListQuery};
+use super::model::{AgentSelf, Alloc, JobSummary, Node};
 use super::tls::{self, TlsOptions};
 use super::token::{Token, TokenSource};
 
@@ -26,6 +26,8 @@ use super::token::{Token, TokenSource};
 pub const MAX_NODE_BYTES: u64 = 1 << 20;
 /// Cap for `/v1/agent/self` (the agent's whole configuration).
 pub const MAX_AGENT_BYTES: u64 = 1 << 20;
+/// Cap for `/v1/job/<id>/summary` (a counter block per task group).
+pub const MAX_SUMMARY_BYTES: u64 = 1 << 20;
 /// Cap for `/v1/status/leader` (one quoted address).
 pub const MAX_LEADER_BYTES: u64 = 64 << 10;
 /// Cap for one element of a list answer (a job stub, a full allocation).
@@ -204,8 +206,23 @@ impl NomadApi {
         query: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Response, NomadError> {
+        self.send_request(path, query, timeout, false).await
+    }
+
+    /// `send`; `identity` asks for an uncompressed answer whatever
+    /// `--gzip` says (a stream must not wait on a compressor's buffer).
+    async fn send_request(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        timeout: Duration,
+        identity: bool,
+    ) -> Result<Response, NomadError> {
         let url = self.url(path, query);
         let mut request = self.http.get(url.clone()).timeout(timeout);
+        if identity {
+            request = request.header(reqwest::header::ACCEPT_ENCODING, "identity");
+        }
         if let Some(token) = self.token.header() {
             request = request.header("X-Nomad-Token", token);
         }
@@ -271,8 +288,38 @@ impl NomadApi {
         path: &str,
         limit: u64,
     ) -> Result<T, NomadError> {
+        let (doc, _) = self
+            .get_json(path, &[], limit, None)
+            .await?
+            .ok_or_else(|| self.timeout_error(path))?;
+        Ok(doc)
+    }
+
+    /// GETs one JSON document of at most `limit` bytes with its
+    /// `X-Nomad-Index`; with `block`, as a blocking query whose answer is
+    /// `None` (body unread) when the index did not move.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+        limit: u64,
+        block: Option<Block>,
+    ) -> Result<Option<(T, Option<u64>)>, NomadError> {
+        let mut params: Vec<(&str, String)> = params.to_vec();
+        let mut timeout = self.timeout;
+        if let Some(b) = block {
+            params.push(("index", b.index.to_string()));
+            params.push(("wait", format!("{}ms", b.wait.as_millis())));
+            // Nomad adds up to wait/16 of jitter before answering.
+            timeout += b.wait + b.wait / 16;
+        }
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let work = async {
-            let response = self.send(path, &[], self.timeout).await?;
+            let response = self.send(path, &borrowed, timeout).await?;
+            let index = header_u64(&response, "x-nomad-index");
+            if block.is_some_and(|b| Some(b.index) == index) {
+                return Ok(None);
+            }
             let content_type = content_type(&response);
             let too_large = || NomadError::TooLarge {
                 path: path.to_owned(),
@@ -290,15 +337,129 @@ impl NomadApi {
                 }
                 body.extend_from_slice(&chunk);
             }
-            serde_json::from_slice(&body).map_err(|source| NomadError::Decode {
+            let doc = serde_json::from_slice(&body).map_err(|source| NomadError::Decode {
                 path: path.to_owned(),
                 content_type,
                 source: Box::new(source),
-            })
+            })?;
+            Ok(Some((doc, index)))
         };
-        tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(timeout, work)
             .await
             .unwrap_or_else(|_| Err(self.timeout_error(path)))
+    }
+
+    /// `GET /v1/node/<id>` as a blocking query: `None` when the node's
+    /// index did not move past `block.index`.
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError`; 404 when the node is unknown.
+    pub async fn node_blocking(
+        &self,
+        node_id: &str,
+        block: Option<Block>,
+    ) -> Result<Option<(Node, Option<u64>)>, NomadError> {
+        let path = format!("/v1/node/{node_id}");
+        self.get_json(&path, &[], MAX_NODE_BYTES, block).await
+    }
+
+    /// `GET /v1/job/<id>/summary`; `None` when the job does not exist (404).
+    /// With `block`, waits (bounded) until the summary is newer than
+    /// `block.index` (the event stream publishes a change just before it is
+    /// readable, `docs/nomad-events.md`).
+    ///
+    /// # Errors
+    ///
+    /// Any other `NomadError`.
+    pub async fn job_summary(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        block: Option<Block>,
+    ) -> Result<Option<JobSummary>, NomadError> {
+        let path = format!("/v1/job/{}/summary", path_segment(job_id));
+        let params = [("namespace", namespace.to_owned())];
+        match self
+            .get_json(&path, &params, MAX_SUMMARY_BYTES, block)
+            .await
+        {
+            Ok(Some((summary, _))) => Ok(Some(summary)),
+            // The index did not move within the wait: read it as it is.
+            Ok(None) => match self.get_json(&path, &params, MAX_SUMMARY_BYTES, None).await {
+                Ok(found) => Ok(found.map(|(summary, _)| summary)),
+                Err(err) if err.is_not_found() => Ok(None),
+                Err(err) => Err(err),
+            },
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Opens `GET /v1/event/stream` with `params` (topics, namespace,
+    /// index). The head must come within the request timeout (Nomad 1.0.7+
+    /// sends a heartbeat at once); the body is read with `EventStream`.
+    ///
+    /// # Errors
+    ///
+    /// Any `NomadError` before the first byte of the body (403, 404, …).
+    pub async fn event_stream(&self, params: &[(&str, String)]) -> Result<EventStream, NomadError> {
+        const PATH: &str = "/v1/event/stream";
+        let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // No deadline for the whole answer: it lasts as long as the stream.
+        // `EventStream::chunk` bounds the silence between chunks instead.
+        let forever = Duration::from_secs(100 * 365 * 24 * 3600);
+        let response = tokio::time::timeout(
+            self.timeout,
+            self.send_request(PATH, &borrowed, forever, true),
+        )
+        .await
+        .unwrap_or_else(|_| Err(self.timeout_error(PATH)))?;
+        Ok(EventStream {
+            api: self.clone(),
+            response,
+        })
+    }
+}
+
+/// Replaces the characters that cannot stand in one URL path segment
+/// (Nomad job IDs may hold `/`, `?`, `#`, `%` and spaces).
+fn path_segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The body of an open event stream, read chunk by chunk.
+pub struct EventStream {
+    api: NomadApi,
+    response: Response,
+}
+
+impl EventStream {
+    /// The next chunk of the body; `None` at its end. A silence longer
+    /// than `idle` is a `Timeout` (Nomad sends a heartbeat every 30 s).
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` after `idle` without a byte, `Body` when the connection
+    /// breaks.
+    pub async fn chunk(&mut self, idle: Duration) -> Result<Option<bytes::Bytes>, NomadError> {
+        const PATH: &str = "/v1/event/stream";
+        match tokio::time::timeout(idle, self.response.chunk()).await {
+            Err(_) => Err(NomadError::Timeout {
+                path: PATH.to_owned(),
+                timeout_ms: idle.as_millis(),
+            }),
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(e)) => Err(self.api.body_error(PATH, e)),
+        }
     }
 }
 

@@ -31,6 +31,21 @@ impl NomadApi {
         query: &ListQuery<'_>,
         mut on_item: impl FnMut(T),
     ) -> Result<ListOutcome, NomadError> {
+        self.list_indexed(query, |_, item| on_item(item)).await
+    }
+
+    /// `list`, handing each element with the `X-Nomad-Index` of the page it
+    /// came in (0 when the answer had none): the index the element is
+    /// known to be current at.
+    ///
+    /// # Errors
+    ///
+    /// As `list`.
+    pub async fn list_indexed<T: ListElement>(
+        &self,
+        query: &ListQuery<'_>,
+        mut on_item: impl FnMut(u64, T),
+    ) -> Result<ListOutcome, NomadError> {
         let mut seen_tokens = std::collections::HashSet::new();
         let mut next_token: Option<String> = None;
         let mut first_index = None;
@@ -102,7 +117,7 @@ impl NomadApi {
         query: &[(&str, &str)],
         timeout: Duration,
         unchanged_at: Option<u64>,
-        on_item: &mut impl FnMut(T),
+        on_item: &mut impl FnMut(u64, T),
     ) -> Result<Option<Page>, NomadError> {
         let work = async {
             let response = self.send(path, query, timeout).await?;
@@ -120,8 +135,9 @@ impl NomadApi {
             let mut decoder = ArrayDecoder::new(MAX_ELEMENT_BYTES);
             let mut items = 0u64;
             let mut total = 0u64;
+            let at = index.unwrap_or(0);
             let mut take = |item: T| {
-                on_item(item);
+                on_item(at, item);
                 items += 1;
             };
             let decode_err = |e: DecodeError| match e {

@@ -15,7 +15,7 @@ pub mod tls;
 pub mod token;
 pub mod watch;
 
-pub use api::{NomadApi, NomadApiOptions};
+pub use api::{EventStream, NomadApi, NomadApiOptions};
 pub use error::NomadError;
 pub use features::Features;
 pub use list::{Block, ListOutcome, ListQuery};

@@ -6,6 +6,7 @@
 //! ends the daemon. The roles' collectors are in `client` and `server`.
 
 mod client;
+mod follow;
 mod server;
 
 use std::error::Error as StdError;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::follow::{self, FollowSetup, Unusable};
 use super::{error_chain, Collector, PollError, Polled, SeenVersion};
 use crate::config::Config;
 use crate::gauges::server::{
@@ -23,12 +24,16 @@ use crate::role::Role;
 /// The latest state of one list.
 type Receiver<A> = tokio::sync::watch::Receiver<State<A>>;
 
-/// The watchers of one Nomad version.
+/// What keeps the aggregates of one Nomad version current: a blocking
+/// query watcher per list, or the event-stream follower (which publishes
+/// the same three aggregates, and says when the stream turned out
+/// unusable).
 struct Watchers {
     version: Option<NomadVersion>,
     jobs: Receiver<JobCounts>,
     nodes: Option<Receiver<NodeView>>,
     allocs: Option<Receiver<AllocUsage>>,
+    fallback: Option<tokio::sync::watch::Receiver<Option<Unusable>>>,
     stop: CancellationToken,
 }
 
@@ -55,6 +60,16 @@ pub struct ServerCollector {
     /// Census and capacity (`--no-cluster-view` turns them off).
     cluster_view: bool,
     optional: OptionalLists,
+    /// `--event-stream auto`, `--reconcile`, `--event-stream-timeout`.
+    stream: Option<StreamSettings>,
+    /// The version the stream was found unusable on (blocking queries then).
+    stream_refused: Option<Option<NomadVersion>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StreamSettings {
+    reconcile: Duration,
+    silence: Duration,
 }
 
 impl ServerCollector {
@@ -80,6 +95,11 @@ impl ServerCollector {
             skip_leader_check: false,
             cluster_view: cfg.cluster_view,
             optional: OptionalLists::default(),
+            stream: cfg.event_stream.then_some(StreamSettings {
+                reconcile: cfg.reconcile,
+                silence: cfg.event_stream_timeout,
+            }),
+            stream_refused: None,
         }
     }
 
@@ -141,8 +161,94 @@ impl ServerCollector {
             jobs,
             nodes,
             allocs,
+            fallback: None,
             stop,
         });
+    }
+
+    /// Follows the event stream where it can be used; `Ok(false)` when it
+    /// cannot (then blocking queries are used, said once per version).
+    async fn start_stream(&mut self, version: Option<NomadVersion>) -> Result<bool, NomadError> {
+        let Some(settings) = self.stream else {
+            return Ok(false);
+        };
+        if self.stream_refused == Some(version) {
+            return Ok(false);
+        }
+        let features = Features::for_version(version);
+        let refused = |this: &mut Self, why: Unusable| {
+            tracing::info!(
+                "not following the event stream, using blocking queries: {}",
+                why.0
+            );
+            this.stream_refused = Some(version);
+            Ok(false)
+        };
+        if let Some(why) = follow::unusable(&features, self.queries.namespace.as_deref()) {
+            return refused(self, why);
+        }
+        // Where a job purge emits no event (before 1.7.5 / 1.8.0), deleted
+        // jobs are only noticed by a re-read: reconcile as often as --resync.
+        let reconcile = match features.stream {
+            Some(s) if !s.job_deletions => settings.reconcile.min(self.timing.resync),
+            _ => settings.reconcile,
+        };
+        let setup = FollowSetup {
+            api: self.api.clone(),
+            features,
+            lists: ServerLists::new(&features, &self.queries),
+            namespace: self.queries.namespace.clone(),
+            interval: self.timing.interval,
+            reconcile,
+            silence: settings.silence,
+            cluster_view: self.cluster_view,
+        };
+        let stop = self.shutdown.child_token();
+        match follow::start(setup, stop.clone()).await? {
+            Ok(channels) => {
+                tracing::info!(
+                    version = ?version.map(|v| v.to_string()),
+                    reconcile = %humantime::format_duration(reconcile),
+                    "following Nomad's event stream"
+                );
+                self.watchers = Some(Watchers {
+                    version,
+                    jobs: channels.jobs,
+                    nodes: channels.nodes,
+                    allocs: channels.allocs,
+                    fallback: Some(channels.fallback),
+                    stop,
+                });
+                Ok(true)
+            }
+            Err(why) => refused(self, why),
+        }
+    }
+
+    /// Starts what keeps the aggregates current for `version`, unless it
+    /// runs already.
+    async fn ensure_source(&mut self, version: Option<NomadVersion>) -> Result<(), NomadError> {
+        let gave_up = self
+            .watchers
+            .as_ref()
+            .and_then(|w| w.fallback.as_ref())
+            .and_then(|f| f.borrow().clone());
+        if let Some(why) = gave_up {
+            tracing::info!(
+                "stopped following the event stream, using blocking queries: {}",
+                why.0
+            );
+            self.stream_refused = Some(version);
+            self.watchers = None;
+        }
+        if self.watchers.as_ref().is_some_and(|w| w.version == version) {
+            return Ok(());
+        }
+        self.watchers = None;
+        if !self.start_stream(version).await? {
+            self.start_watchers(version);
+        }
+        Ok(())
     }
 
     /// Cheap liveness check each poll, so that a Nomad that stopped answering
@@ -168,8 +274,8 @@ impl ServerCollector {
             Ok(v) => v,
             Err(err) => return Err(err.into()).into(),
         };
-        if self.watchers.as_ref().is_none_or(|w| w.version != version) {
-            self.start_watchers(version);
+        if let Err(err) = self.ensure_source(version).await {
+            return Err(err.into()).into();
         }
         let Some(w) = self.watchers.as_mut() else {
             return Polled::default();
