@@ -36,13 +36,36 @@ async fn exact_values_and_tags(version: &str) {
     for line in poll.iter().filter(|l| l.name.contains(".resources.")) {
         assert_eq!(line.tag_set(), want_tags, "{}", line.name);
     }
-    // Steady state: agent/self once, then node + allocations per poll.
+    // Steady state: agent/self once; the node and its allocations are read
+    // once, then kept by blocking queries (at most one request each per
+    // interval); each poll checks the leader.
     statsd.next_poll(CLIENT, WAIT).await;
     statsd.next_poll(CLIENT, WAIT).await;
     daemon.stop().await;
     assert_eq!(nomad.count("/v1/agent/self"), 1, "node ID is cached");
-    let polls = nomad.count("/v1/node/") / 2;
-    assert!(polls >= 3);
+    assert!(
+        nomad.count("/v1/status/leader") >= 3,
+        "a liveness check per poll"
+    );
+    let node_reads: Vec<_> = nomad
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/node/"))
+        .collect();
+    for path in ["allocations", ""] {
+        let reads: Vec<_> = node_reads
+            .iter()
+            .filter(|r| r.path.ends_with("/allocations") == !path.is_empty())
+            .collect();
+        assert!(!reads.is_empty(), "{path}");
+        assert!(reads[0].query.get("index").is_none(), "a full read first");
+        assert!(
+            reads[1..]
+                .iter()
+                .all(|r| r.query.contains_key("index") && r.query.contains_key("wait")),
+            "then blocking queries: {reads:?}"
+        );
+    }
     assert!(nomad.requests().iter().all(|r| r.method == "GET"));
     statsd.assert_clean();
 }

@@ -100,13 +100,15 @@ async fn connection_reset() {
 
 #[tokio::test]
 async fn hanging_nomad_times_out() {
-    // The request timeout is 80 % of the 300 ms interval.
-    fails_then_recovers("/v1/node/", Fault::Hang).await;
+    // The request timeout is 80 % of the 300 ms interval. The whole agent
+    // hangs: a parked blocking query on the node cannot be told from a hung
+    // one, the per-poll leader check can.
+    fails_then_recovers("/v1/", Fault::Hang).await;
 }
 
 #[tokio::test]
 async fn slower_than_the_timeout() {
-    fails_then_recovers("/v1/node/", Fault::Delay(Duration::from_secs(2))).await;
+    fails_then_recovers("/v1/", Fault::Delay(Duration::from_secs(2))).await;
 }
 
 #[tokio::test]

@@ -211,7 +211,9 @@ async fn healthz_follows_poll_health() {
     let (status, body) = get().await;
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("client: ok"), "{body}");
-    nomad.set_fault("/v1/node/", Fault::Status(500, "No cluster leader"));
+    // Every request fails: the per-poll leader check shows it at once (the
+    // node and its allocations are parked in blocking queries).
+    nomad.set_fault("/v1/", Fault::Status(500, "No cluster leader"));
     let deadline = tokio::time::Instant::now() + WAIT;
     let body = loop {
         let (status, body) = get().await;
@@ -226,6 +228,12 @@ async fn healthz_follows_poll_health() {
     };
     assert!(body.contains("client: no successful poll for"), "{body}");
     assert!(body.contains("500"), "the reason is given: {body}");
+    // Lines sent before the fault took effect are still queued: skip them.
+    statsd
+        .wait_for("failure", WAIT, |l| {
+            l.name == format!("{CLIENT}poll_failure") && l.value == 1.0
+        })
+        .await;
     nomad.clear_faults();
     statsd
         .wait_for("recovery", WAIT, |l| {

@@ -1,5 +1,6 @@
-//! The `--server` list queries: which path, which parameters, paged or not,
-//! on which Nomad version (asked of `Features`, never of the version
+//! The list queries of both roles (`--server`'s three lists, `--client`'s
+//! node allocations): which path, which parameters, paged or not, on which
+//! Nomad version (asked of `Features`, never of the version
 //! itself). Callers fold the answers into their own aggregates; nothing
 //! here knows a gauge. See `docs/nomad-api.md` for the facts.
 
@@ -32,7 +33,7 @@ pub struct QueryOptions {
 pub struct ListPlan {
     /// Short name for logs (`jobs`, `nodes`, `allocations`).
     pub name: &'static str,
-    pub path: &'static str,
+    pub path: String,
     pub params: Vec<(&'static str, String)>,
     pub per_page: Option<u32>,
     /// `?stale` was asked: a lower index only means a server a little
@@ -40,37 +41,54 @@ pub struct ListPlan {
     pub stale: bool,
     /// A 403 turns the list off instead of failing the poll.
     pub optional: bool,
+    /// Deadline per page (`None`: the client's request timeout).
+    pub timeout: Option<Duration>,
     /// When the read lists nothing, read this instead (version unknown:
     /// 0.7–0.11 answer `namespace=*` with `[]`).
     pub fallback_if_empty: Option<Box<ListPlan>>,
 }
 
 impl ListPlan {
-    fn new(name: &'static str, path: &'static str, opts: &QueryOptions) -> Self {
+    fn new(name: &'static str, path: impl Into<String>, opts: &QueryOptions) -> Self {
         let mut params = Vec::new();
         if opts.stale {
             params.push(("stale", String::new()));
         }
         Self {
             name,
-            path,
+            path: path.into(),
             params,
             per_page: None,
             stale: opts.stale,
             optional: false,
+            timeout: Some(LIST_READ_TIMEOUT),
             fallback_if_empty: None,
         }
     }
 
     /// The HTTP query, a blocking one when `block` is set.
     #[must_use]
-    pub fn query(&self, block: Option<Block>) -> ListQuery<'static> {
-        let mut query = ListQuery::new(self.path);
+    pub fn query(&self, block: Option<Block>) -> ListQuery<'_> {
+        let mut query = ListQuery::new(&self.path);
         query.params.clone_from(&self.params);
         query.per_page = self.per_page;
         query.block = block;
-        query.timeout = Some(LIST_READ_TIMEOUT);
+        query.timeout = self.timeout;
         query
+    }
+
+    /// `GET /v1/node/<id>/allocations` (`--client`): every allocation of the
+    /// node, terminal ones included until GC, with the client's request
+    /// timeout (one node's list is small).
+    #[must_use]
+    pub fn node_allocations(node_id: &str) -> Self {
+        let mut plan = Self::new(
+            "node allocations",
+            format!("/v1/node/{node_id}/allocations"),
+            &QueryOptions::default(),
+        );
+        plan.timeout = None;
+        plan
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::model::Node;
 use super::queries::ListPlan;
 use super::skim::ListElement;
 use super::{Block, ListOutcome, NomadApi, NomadError};
@@ -57,24 +58,32 @@ pub trait ListSource: Send + Sync + 'static {
 }
 
 /// A list read folded into an aggregate, one element at a time: `add`
-/// folds each element into a copy of `empty`.
+/// folds each element into a fresh `empty()`.
 pub struct Fold<T, A> {
     plan: ListPlan,
-    empty: A,
+    empty: Box<dyn Fn() -> A + Send + Sync>,
     add: fn(&mut A, T),
 }
 
 impl<T, A> Fold<T, A> {
     #[must_use]
-    pub fn new(plan: ListPlan, empty: A, add: fn(&mut A, T)) -> Self {
-        Self { plan, empty, add }
+    pub fn new(
+        plan: ListPlan,
+        empty: impl Fn() -> A + Send + Sync + 'static,
+        add: fn(&mut A, T),
+    ) -> Self {
+        Self {
+            plan,
+            empty: Box::new(empty),
+            add,
+        }
     }
 }
 
 impl<T, A> ListSource for Fold<T, A>
 where
     T: ListElement + 'static,
-    A: Clone + Send + Sync + 'static,
+    A: Send + Sync + 'static,
 {
     type Aggregate = A;
 
@@ -95,7 +104,7 @@ where
         api: &NomadApi,
         block: Option<Block>,
     ) -> Result<(ListOutcome, Option<A>), NomadError> {
-        let mut aggregate = self.empty.clone();
+        let mut aggregate = (self.empty)();
         let outcome = api
             .list(&self.plan.query(block), |item: T| {
                 (self.add)(&mut aggregate, item)
@@ -112,6 +121,42 @@ where
             return Ok((outcome, Some(aggregate)));
         }
         Ok((outcome, Some(aggregate)))
+    }
+}
+
+/// `GET /v1/node/<id>` kept current by blocking queries (`--client`).
+pub struct NodeDocument {
+    pub node_id: String,
+}
+
+impl ListSource for NodeDocument {
+    type Aggregate = Node;
+
+    fn name(&self) -> &'static str {
+        "node"
+    }
+
+    async fn read(
+        &self,
+        api: &NomadApi,
+        block: Option<Block>,
+    ) -> Result<(ListOutcome, Option<Node>), NomadError> {
+        Ok(match api.node_blocking(&self.node_id, block).await? {
+            None => (
+                ListOutcome::Unchanged {
+                    index: block.map_or(0, |b| b.index),
+                },
+                None,
+            ),
+            Some((node, index)) => (
+                ListOutcome::Read {
+                    index,
+                    items: 1,
+                    pages: 1,
+                },
+                Some(node),
+            ),
+        })
     }
 }
 

@@ -1,14 +1,39 @@
-//! `--client`: the node the polled agent runs as. Each poll reads the node
-//! and its allocations (the node ID from `/v1/agent/self` is cached, and
-//! asked again when the node is not found) and maps them to the node's
-//! resource gauges.
+//! `--client`: the node the polled agent runs as. The node and its
+//! allocations are kept current by blocking queries parked on Nomad (an
+//! unchanged node costs nothing between resyncs), and each poll makes one
+//! cheap liveness check, so that a fault still shows within one interval.
+//! The node ID from `/v1/agent/self` is cached, and asked again when the
+//! node is not found.
 
-use super::{Collector, PollError, Polled, SeenVersion};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Collector, LeaderCheck, PollError, Polled, SeenVersion};
+use crate::config::Config;
 use crate::gauges::client::{node_resources, ClientOptions};
 use crate::gauges::tags::identity_tags;
 use crate::gauges::{Gauge, Tag};
+use crate::nomad::model::{Alloc, Node};
+use crate::nomad::queries::ListPlan;
+use crate::nomad::watch::{self, Fold, NodeDocument, State, WatchTiming};
 use crate::nomad::{Features, NomadApi, NomadError};
 use crate::role::Role;
+
+/// The watchers of one node.
+struct NodeWatchers {
+    node_id: String,
+    node: tokio::sync::watch::Receiver<State<Node>>,
+    allocs: tokio::sync::watch::Receiver<State<Vec<Alloc>>>,
+    stop: CancellationToken,
+}
+
+impl Drop for NodeWatchers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
 
 /// `--client`: the node the polled agent runs as.
 pub struct ClientCollector {
@@ -19,18 +44,65 @@ pub struct ClientCollector {
     version: Option<SeenVersion>,
     /// Identity tags of the last node read, for the health gauges.
     last_identity: Vec<Tag>,
+    timing: WatchTiming,
+    request_timeout: Duration,
+    watchers: Option<NodeWatchers>,
+    leader: LeaderCheck,
+    shutdown: CancellationToken,
 }
 
 impl ClientCollector {
     #[must_use]
-    pub fn new(api: NomadApi, identity_tags: bool) -> Self {
+    pub fn new(api: NomadApi, cfg: &Config, shutdown: CancellationToken) -> Self {
         Self {
             api,
-            identity_tags,
+            identity_tags: cfg.identity_tags,
             node_id: None,
             version: None,
             last_identity: Vec::new(),
+            timing: WatchTiming {
+                interval: cfg.interval,
+                wait: watch::MAX_WAIT,
+                resync: cfg.resync,
+            },
+            request_timeout: cfg.nomad.timeout,
+            watchers: None,
+            leader: LeaderCheck::default(),
+            shutdown,
         }
+    }
+
+    /// The node and its allocations as the watchers last read them,
+    /// waiting (bounded) for a first answer.
+    async fn read(&mut self, id: &str) -> Result<(Arc<Node>, Arc<Vec<Alloc>>), PollError> {
+        if self.watchers.as_ref().is_none_or(|w| w.node_id != id) {
+            let stop = self.shutdown.child_token();
+            let node = NodeDocument {
+                node_id: id.to_owned(),
+            };
+            let allocs = Fold::new(
+                ListPlan::node_allocations(id),
+                Vec::new,
+                |v: &mut Vec<Alloc>, a: Alloc| v.push(a),
+            );
+            self.watchers = Some(NodeWatchers {
+                node_id: id.to_owned(),
+                node: watch::spawn(node, self.api.clone(), self.timing, stop.clone()).0,
+                allocs: watch::spawn(allocs, self.api.clone(), self.timing, stop.clone()).0,
+                stop,
+            });
+        }
+        let Some(w) = self.watchers.as_mut() else {
+            return Err(PollError::NoAnswerYet { list: "node" });
+        };
+        let limit = self.request_timeout;
+        tokio::join!(
+            watch::first_answer(&mut w.node, limit),
+            watch::first_answer(&mut w.allocs, limit)
+        );
+        let node = ready(&w.node.borrow(), "node")?;
+        let allocs = ready(&w.allocs.borrow(), "node allocations")?;
+        Ok((node, allocs))
     }
 
     async fn discover(&mut self) -> Result<String, NomadError> {
@@ -53,16 +125,17 @@ impl ClientCollector {
             (Some(id), false) => id.clone(),
             _ => self.discover().await?,
         };
-        let node = match self.api.node(&id).await {
-            Err(err) if err.is_not_found() => {
+        self.leader.check(&self.api).await?;
+        let (node, allocs) = match self.read(&id).await {
+            Err(PollError::Watch { source, .. }) if source.is_not_found() => {
                 tracing::info!(node_id = %id, "node not found; asking the agent for its node ID again");
                 self.node_id = None;
+                self.watchers = None;
                 let id = self.discover().await?;
-                self.api.node(&id).await?
+                self.read(&id).await?
             }
             other => other?,
         };
-        let allocs = self.api.node_allocations(&node.id).await?;
         self.last_identity = identity_tags(&node);
         let opts = ClientOptions {
             identity_tags: self.identity_tags,
@@ -87,5 +160,17 @@ impl Collector for ClientCollector {
 
     async fn poll(&mut self) -> Polled {
         self.try_poll().await.into()
+    }
+}
+
+/// The aggregate of a watcher that answered, or why there is none.
+fn ready<A>(state: &State<A>, list: &'static str) -> Result<Arc<A>, PollError> {
+    match state {
+        State::Ready(a) => Ok(Arc::clone(a)),
+        State::Starting => Err(PollError::NoAnswerYet { list }),
+        State::Failed(source) | State::Disabled(source) => Err(PollError::Watch {
+            list,
+            source: Arc::clone(source),
+        }),
     }
 }

@@ -169,7 +169,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
         let (cfg, board, stop) = (cfg.clone(), Arc::clone(&board), shutdown.clone());
         match role {
             Role::Client => {
-                let collector = ClientCollector::new(api.clone(), cfg.identity_tags);
+                let collector = ClientCollector::new(api.clone(), &cfg, shutdown.child_token());
                 loops.spawn(run_loop(collector, cfg, board, stop));
             }
             Role::Server => {
@@ -306,6 +306,34 @@ impl Health {
         }
         self.failures = 0;
         self.last_success = Some(Instant::now());
+    }
+}
+
+/// The cheap liveness check of every poll (`/v1/status/leader`: a few
+/// bytes, no ACL), so that a Nomad that stopped answering, or lost its
+/// leader, shows within one interval even while blocking queries or the
+/// event stream are parked.
+#[derive(Debug, Default)]
+struct LeaderCheck {
+    /// The endpoint answered 404 once (not a real Nomad): skip it.
+    skip: bool,
+}
+
+impl LeaderCheck {
+    async fn check(&mut self, api: &NomadApi) -> Result<(), PollError> {
+        if self.skip {
+            return Ok(());
+        }
+        match api.leader().await {
+            Ok(leader) if leader.is_empty() => Err(PollError::NoLeader),
+            Ok(_) => Ok(()),
+            Err(err) if err.is_not_found() => {
+                tracing::debug!("/v1/status/leader not found; skipping the leader check");
+                self.skip = true;
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::follow::{self, FollowSetup, Unusable};
-use super::{error_chain, Collector, PollError, Polled, SeenVersion};
+use super::{error_chain, Collector, LeaderCheck, PollError, Polled, SeenVersion};
 use crate::config::Config;
 use crate::gauges::server::{
     capacity_gauges, AllocUsage, Family, JobCounts, NodeView, SeriesMemory,
@@ -55,8 +55,7 @@ pub struct ServerCollector {
     watchers: Option<Watchers>,
     series: SeriesMemory,
     shutdown: CancellationToken,
-    /// The leader endpoint answered 404 once (not a real Nomad): skip it.
-    skip_leader_check: bool,
+    leader: LeaderCheck,
     /// Census and capacity (`--no-cluster-view` turns them off).
     cluster_view: bool,
     optional: OptionalLists,
@@ -92,7 +91,7 @@ impl ServerCollector {
             watchers: None,
             series: SeriesMemory::default(),
             shutdown,
-            skip_leader_check: false,
+            leader: LeaderCheck::default(),
             cluster_view: cfg.cluster_view,
             optional: OptionalLists::default(),
             stream: cfg.event_stream.then_some(StreamSettings {
@@ -131,20 +130,21 @@ impl ServerCollector {
         let lists = ServerLists::new(&features, &self.queries);
         let jobs = self.watch(
             &stop,
-            Fold::new(lists.jobs, JobCounts::default(), |c, job: JobStub| {
+            Fold::new(lists.jobs, JobCounts::default, |c, job: JobStub| {
                 c.add(&job);
             }),
         );
         let nodes = self.cluster_view.then(|| {
             self.watch(
                 &stop,
-                Fold::new(lists.nodes, NodeView::default(), |v, node: Node| {
+                Fold::new(lists.nodes, NodeView::default, |v, node: Node| {
                     v.add(&node);
                 }),
             )
         });
         let allocs = lists.allocations.filter(|_| self.cluster_view).map(|plan| {
-            let empty = AllocUsage::new(features.lifecycle);
+            let rules = features.lifecycle;
+            let empty = move || AllocUsage::new(rules);
             self.watch(
                 &stop,
                 Fold::new(plan, empty, |u, alloc: Alloc| u.add(&alloc)),
@@ -251,24 +251,6 @@ impl ServerCollector {
         Ok(())
     }
 
-    /// Cheap liveness check each poll, so that a Nomad that stopped answering
-    /// shows within one interval even while a blocking query is parked.
-    async fn check_leader(&mut self) -> Result<(), PollError> {
-        if self.skip_leader_check {
-            return Ok(());
-        }
-        match self.api.leader().await {
-            Ok(leader) if leader.is_empty() => Err(PollError::NoLeader),
-            Ok(_) => Ok(()),
-            Err(err) if err.is_not_found() => {
-                tracing::debug!("/v1/status/leader not found; skipping the leader check");
-                self.skip_leader_check = true;
-                Ok(())
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
     async fn try_poll(&mut self) -> Polled {
         let version = match self.version().await {
             Ok(v) => v,
@@ -297,7 +279,7 @@ impl ServerCollector {
         let jobs = w.jobs.borrow().clone();
         let nodes = w.nodes.as_ref().map(|n| n.borrow().clone());
         let allocs = w.allocs.as_ref().map(|a| a.borrow().clone());
-        if let Err(err) = self.check_leader().await {
+        if let Err(err) = self.leader.check(&self.api).await {
             return Err(err).into();
         }
         // The job counts are the contract: without them the poll failed and
