@@ -9,13 +9,15 @@
 //!
 //! Modules: `cli` (flags) → `config` (validated settings) → `pipeline`
 //! (loops) using `nomad` (HTTP + JSON), `gauges` (metric catalogue and
-//! mapping) and `statsd` (DogStatsD); `shutdown` turns signals into a
-//! cancellation token.
+//! mapping) and `statsd` (DogStatsD); `health` (`/healthz`) is served by
+//! `listen` (the daemon's own HTTP listeners); `shutdown` turns signals into
+//! a cancellation token.
 
 pub mod cli;
 pub mod config;
 pub mod gauges;
 pub mod health;
+pub mod listen;
 pub mod nomad;
 pub mod pipeline;
 pub mod role;

@@ -16,12 +16,11 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use anyhow::Context as _;
-
 use crate::config::Config;
 use crate::gauges::resources::UnknownCapacity;
 use crate::gauges::{Gauge, Tag};
-use crate::health::{self, HealthBoard};
+use crate::health::HealthBoard;
+use crate::listen;
 use crate::nomad::{NomadApi, NomadError, NomadVersion};
 use crate::role::Role;
 use crate::statsd::Statsd;
@@ -152,17 +151,15 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
         tracing::warn!("NOMAD_SKIP_VERIFY is set: Nomad's TLS certificate is NOT verified");
     }
     let board = HealthBoard::new(cfg.interval, &cfg.roles);
+    let mut wanted = Vec::new();
     if let Some(addr) = cfg.health_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on --health-listen {addr}"))?;
-        tracing::info!(addr = %addr, "serving /healthz");
-        tokio::spawn(health::serve(
-            listener,
-            Arc::clone(&board),
-            shutdown.clone(),
-        ));
+        wanted.push(listen::Wanted {
+            flag: "--health-listen",
+            addr,
+            endpoint: Arc::clone(&board) as Arc<dyn listen::Endpoint>,
+        });
     }
+    listen::start(wanted, &shutdown).await?;
     let mut loops = tokio::task::JoinSet::new();
     for &role in &cfg.roles {
         let (cfg, board, stop) = (cfg.clone(), Arc::clone(&board), shutdown.clone());
