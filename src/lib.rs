@@ -9,8 +9,9 @@
 //!
 //! Modules: `cli` (flags) → `config` (validated settings) → `pipeline`
 //! (loops) using `nomad` (HTTP + JSON), `gauges` (metric catalogue and
-//! mapping) and `statsd` (DogStatsD); `health` (`/healthz`) is served by
-//! `listen` (the daemon's own HTTP listeners); `shutdown` turns signals into
+//! mapping) and `statsd` (DogStatsD) or `prometheus` (`/metrics`, the same
+//! batches); `health` (`/healthz`) and `prometheus` are served by `listen`
+//! (the daemon's own HTTP listeners); `shutdown` turns signals into
 //! a cancellation token.
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod health;
 pub mod listen;
 pub mod nomad;
 pub mod pipeline;
+pub mod prometheus;
 pub mod role;
 pub mod shutdown;
 pub mod statsd;
