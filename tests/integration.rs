@@ -9,6 +9,7 @@ mod datadog;
 mod degraded;
 mod fuzz;
 mod operator;
+mod prometheus;
 mod server_cluster;
 mod server_role;
 mod tls;
