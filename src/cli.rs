@@ -24,9 +24,9 @@ pub enum Command {
 }
 
 const ENV_HELP: &str = "\
-DogStatsD destination, first match wins: --dry-run; --statsd-socket;
---statsd-host/--statsd-port; DD_DOGSTATSD_URL; DD_DOGSTATSD_SOCKET;
-DD_AGENT_HOST/DD_DOGSTATSD_PORT; 127.0.0.1:8125.
+DogStatsD destination, first match wins: --no-statsd (none); --dry-run;
+--statsd-socket; --statsd-host/--statsd-port; DD_DOGSTATSD_URL;
+DD_DOGSTATSD_SOCKET; DD_AGENT_HOST/DD_DOGSTATSD_PORT; 127.0.0.1:8125.
 
 Nomad environment (read as the `nomad` CLI reads it):
   NOMAD_TOKEN            ACL token, sent as X-Nomad-Token (never logged)
@@ -137,8 +137,21 @@ pub struct StartArgs {
 
     /// Serve GET /healthz on this address (e.g. 0.0.0.0:8686): 200 while
     /// every mode polled successfully within the last 3 intervals, else 503.
+    /// May equal --prometheus-listen: one listener then serves both paths.
     #[arg(long, value_name = "ADDR")]
     pub health_listen: Option<std::net::SocketAddr>,
+
+    /// Serve GET /metrics on this address (e.g. 0.0.0.0:8686) in the
+    /// Prometheus text format: the gauges of each mode's latest poll, tags
+    /// and --tag/DD_TAGS as labels. May equal --health-listen: one listener
+    /// then serves both /metrics and /healthz.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
+
+    /// Send nothing to DogStatsD (needs --prometheus-listen): for
+    /// Prometheus-only set-ups.
+    #[arg(long, conflicts_with_all = ["statsd_host", "statsd_port", "statsd_socket", "dry_run"])]
+    pub no_statsd: bool,
 
     /// Poll each enabled mode once, send, and exit (non-zero if a poll failed).
     #[arg(long)]

@@ -28,7 +28,8 @@ pub struct Config {
     pub nomad: NomadApiOptions,
     /// `NOMAD_NAMESPACE`: count jobs in this namespace only (else all).
     pub namespace: Option<String>,
-    pub statsd: StatsdTarget,
+    /// Where DogStatsD gauges go; `None` with `--no-statsd`.
+    pub statsd: Option<StatsdTarget>,
     /// Tag client gauges with the node's identity.
     pub identity_tags: bool,
     /// Tags added to every gauge.
@@ -51,6 +52,8 @@ pub struct Config {
     pub once: bool,
     /// `--health-listen`.
     pub health_listen: Option<std::net::SocketAddr>,
+    /// `--prometheus-listen`: serve `/metrics` here.
+    pub prometheus_listen: Option<std::net::SocketAddr>,
     pub log_format: LogFormat,
     /// Problems worth a warning once logging is up (ignored `DD_TAGS` items).
     pub warnings: Vec<String>,
@@ -75,6 +78,9 @@ impl Config {
     ) -> anyhow::Result<Self> {
         if !args.client && !args.server {
             bail!("choose at least one mode: --client and/or --server");
+        }
+        if args.no_statsd && args.prometheus_listen.is_none() {
+            bail!("--no-statsd needs --prometheus-listen: otherwise nothing would be reported");
         }
         let env_nonempty = |key: &str| {
             env(key)
@@ -104,7 +110,11 @@ impl Config {
         }
         let mut warnings = Vec::new();
         let global_tags = global_tags(&args.tags, &env_nonempty, &mut warnings);
-        let statsd = statsd_target(&args, &env_nonempty)?;
+        let statsd = if args.no_statsd {
+            None
+        } else {
+            Some(statsd_target(&args, &env_nonempty)?)
+        };
         Ok(Self {
             roles: Role::ALL
                 .into_iter()
@@ -135,6 +145,7 @@ impl Config {
             cluster_view: !args.no_cluster_view,
             once: args.once,
             health_listen: args.health_listen,
+            prometheus_listen: args.prometheus_listen,
             log_format: args.log_format,
             warnings,
         })
@@ -337,7 +348,10 @@ mod tests {
             port: p,
         };
         let cfg = |line: &[&str], env: &'static [(&'static str, &'static str)]| {
-            Config::from_args(args(line), &env_of(env)).unwrap().statsd
+            Config::from_args(args(line), &env_of(env))
+                .unwrap()
+                .statsd
+                .unwrap()
         };
         assert_eq!(cfg(&["--client"], &[]), udp("127.0.0.1", 8125));
         assert_eq!(
@@ -394,6 +408,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn no_statsd_needs_prometheus() {
+        let err = Config::from_args(args(&["--client", "--no-statsd"]), &|_| None).unwrap_err();
+        assert!(err.to_string().contains("--prometheus-listen"), "{err}");
+        // A malformed DogStatsD variable does not matter when it is unused.
+        let env = env_of(&[("DD_DOGSTATSD_URL", "http://x")]);
+        let line = ["--client", "--no-statsd", "--prometheus-listen=127.0.0.1:0"];
+        let cfg = Config::from_args(args(&line), &env).unwrap();
+        assert_eq!(cfg.statsd, None);
+        assert_eq!(cfg.prometheus_listen, Some(([127, 0, 0, 1], 0).into()));
+        let clash = ["--client", "--no-statsd", "--statsd-host=h"];
+        let Err(err) = Cli::try_parse_from(["nomad-metrics", "start"].iter().chain(&clash)) else {
+            panic!("--no-statsd with --statsd-host must be refused");
+        };
+        assert!(err.to_string().contains("--statsd-host"), "{err}");
     }
 
     #[test]

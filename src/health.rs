@@ -1,20 +1,16 @@
 //! `--health-listen`: `GET /healthz` answers 200 while every enabled mode
 //! has polled successfully within the last three intervals (or the daemon
 //! started less than three intervals ago), else 503 with the reason. For
-//! container and Kubernetes probes; nothing else is served.
+//! container and Kubernetes probes. The HTTP side is `listen`'s.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Method, Request, Response, StatusCode};
-use tokio::net::TcpListener;
+use hyper::StatusCode;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use crate::listen::{Endpoint, Reply};
 use crate::role::Role;
 
 /// A mode is unhealthy after this many intervals without a successful poll.
@@ -95,59 +91,23 @@ impl HealthBoard {
     }
 }
 
-/// Serves `/healthz` on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, board: Arc<HealthBoard>, shutdown: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                // Out of file descriptors and the like: do not spin.
-                tracing::debug!(error = %err, "health listener accept failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let board = Arc::clone(&board);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let board = Arc::clone(&board);
-                async move { Ok::<_, Infallible>(answer(&req, &board)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            // A slow or broken probe client only loses its own connection.
-            let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
-        });
+impl Endpoint for HealthBoard {
+    fn path(&self) -> &'static str {
+        "/healthz"
     }
-}
 
-fn answer<B>(req: &Request<B>, board: &HealthBoard) -> Response<Full<Bytes>> {
-    let (status, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/healthz") => {
-            let (healthy, text) = board.verdict();
-            let status = if healthy {
+    fn reply(&self) -> Reply {
+        let (healthy, body) = self.verdict();
+        Reply {
+            status: if healthy {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
-            };
-            (status, text)
+            },
+            content_type: "text/plain; charset=utf-8",
+            body,
         }
-        _ => (
-            StatusCode::NOT_FOUND,
-            "not found; try /healthz\n".to_owned(),
-        ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    }
 }
 
 #[cfg(test)]

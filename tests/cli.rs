@@ -239,7 +239,8 @@ fn readme_metric_table_matches_catalogue() {
         .collect();
     let catalogue = nomad_metrics::gauges::CATALOGUE;
     assert_eq!(rows.len(), catalogue.len(), "README rows: {rows:#?}");
-    for (name, unit) in catalogue {
+    for metric in catalogue {
+        let (name, unit) = (metric.name, metric.unit);
         let full = format!("`{}.{name}`", nomad_metrics::gauges::PREFIX);
         let row = rows
             .iter()

@@ -10,6 +10,7 @@ mod degraded; // every fault fails the poll cleanly; the next good poll recovers
 mod fixture_mapping; // fixtures → gauges without HTTP; feature table vs fixtures
 mod fuzz; // property tests: no input panics; chunked decoding = whole parse
 mod operator; // --once, --dry-run, JSON logs, Unix sockets, tags, health, token file
+mod prometheus; // a real Prometheus scrapes what DogStatsD got; promtool lints /metrics
 mod server_cluster; // --server at scale: census, capacity, blocking queries, paging
 mod server_role; // --server end to end per Nomad version: job counts, namespaces
 mod tls; // HTTPS to Nomad: CA file or directory, server name, client certificates

@@ -1,7 +1,8 @@
 //! MAP: pure functions from Nomad models to `Gauge`s. No I/O, no clock, no
 //! cadence type. The constants below are the metric catalogue: the names
-//! dashboards depend on, each with its unit and source. `README.md`'s metric
-//! table is checked against `CATALOGUE` by a test.
+//! dashboards depend on, each with its unit and source; `CATALOGUE` lists
+//! them with a unit and a help text. `README.md`'s metric table is checked
+//! against `CATALOGUE` by a test.
 
 pub mod client;
 pub mod cluster;
@@ -107,51 +108,238 @@ pub const CLIENT_AVAILABLE_DISK: &str = "client_agent.resources.available.disk";
 /// IOPS still allocatable: total − used.
 pub const CLIENT_AVAILABLE_IOPS: &str = "client_agent.resources.available.iops";
 
-/// Every metric name, relative to `PREFIX`, with its unit, for docs checks.
-pub const CATALOGUE: &[(&str, &str)] = &[
-    (SERVER_POLL_FAILURE, "0/1"),
-    (SERVER_JOBS_PENDING, "jobs"),
-    (SERVER_JOBS_RUNNING, "jobs"),
-    (SERVER_JOBS_COMPLETE, "jobs"),
-    (SERVER_JOBS_DEAD, "jobs"),
-    (SERVER_POLL_DURATION_MS, "ms"),
-    (SERVER_LAST_SUCCESS_AGE_S, "s"),
-    (SERVER_JOBS_BY_TYPE_PENDING, "jobs"),
-    (SERVER_JOBS_BY_TYPE_RUNNING, "jobs"),
-    (SERVER_JOBS_BY_TYPE_COMPLETE, "jobs"),
-    (SERVER_JOBS_BY_TYPE_DEAD, "jobs"),
-    (SERVER_NODES_INITIALIZING, "nodes"),
-    (SERVER_NODES_READY, "nodes"),
-    (SERVER_NODES_DOWN, "nodes"),
-    (SERVER_NODES_DISCONNECTED, "nodes"),
-    (SERVER_CAPACITY_TOTAL_CPU, "MHz"),
-    (SERVER_CAPACITY_TOTAL_MEMORY, "MB"),
-    (SERVER_CAPACITY_TOTAL_DISK, "MB"),
-    (SERVER_CAPACITY_RESERVED_CPU, "MHz"),
-    (SERVER_CAPACITY_RESERVED_MEMORY, "MB"),
-    (SERVER_CAPACITY_RESERVED_DISK, "MB"),
-    (SERVER_CAPACITY_ALLOCATED_CPU, "MHz"),
-    (SERVER_CAPACITY_ALLOCATED_MEMORY, "MB"),
-    (SERVER_CAPACITY_ALLOCATED_DISK, "MB"),
-    (SERVER_CAPACITY_AVAILABLE_CPU, "MHz"),
-    (SERVER_CAPACITY_AVAILABLE_MEMORY, "MB"),
-    (SERVER_CAPACITY_AVAILABLE_DISK, "MB"),
-    (CLIENT_POLL_FAILURE, "0/1"),
-    (CLIENT_POLL_DURATION_MS, "ms"),
-    (CLIENT_LAST_SUCCESS_AGE_S, "s"),
-    (CLIENT_TOTAL_CPU, "MHz"),
-    (CLIENT_TOTAL_MEMORY, "MB"),
-    (CLIENT_TOTAL_DISK, "MB"),
-    (CLIENT_TOTAL_IOPS, "IOPS"),
-    (CLIENT_USED_CPU, "MHz"),
-    (CLIENT_USED_MEMORY, "MB"),
-    (CLIENT_USED_DISK, "MB"),
-    (CLIENT_USED_IOPS, "IOPS"),
-    (CLIENT_AVAILABLE_CPU, "MHz"),
-    (CLIENT_AVAILABLE_MEMORY, "MB"),
-    (CLIENT_AVAILABLE_DISK, "MB"),
-    (CLIENT_AVAILABLE_IOPS, "IOPS"),
+/// One metric the daemon sends: its name, unit and a one-line help text.
+/// The README's metric table and the Prometheus `# HELP` lines come from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// Name relative to `PREFIX` (one of the constants above).
+    pub name: &'static str,
+    /// Unit as the README's metric table writes it: `0/1`, `jobs`, `nodes`,
+    /// `MHz`, `MB`, `IOPS`, `ms`, `s`.
+    pub unit: &'static str,
+    /// One plain-ASCII sentence for operators, without the unit.
+    pub help: &'static str,
+}
+
+/// Every metric the daemon sends.
+pub const CATALOGUE: &[Metric] = &[
+    Metric {
+        name: SERVER_POLL_FAILURE,
+        unit: "0/1",
+        help: "1 if the last --server poll failed, else 0.",
+    },
+    Metric {
+        name: SERVER_JOBS_PENDING,
+        unit: "jobs",
+        help: "Jobs in status pending, cluster-wide (all visible namespaces).",
+    },
+    Metric {
+        name: SERVER_JOBS_RUNNING,
+        unit: "jobs",
+        help: "Jobs in status running, cluster-wide.",
+    },
+    Metric {
+        name: SERVER_JOBS_COMPLETE,
+        unit: "jobs",
+        help: "Dead jobs that finished successfully (not stopped, every task group complete).",
+    },
+    Metric {
+        name: SERVER_JOBS_DEAD,
+        unit: "jobs",
+        help: "All other dead jobs: failed, lost, stopped, never ran.",
+    },
+    Metric {
+        name: SERVER_POLL_DURATION_MS,
+        unit: "ms",
+        help: "Wall time of the last --server poll.",
+    },
+    Metric {
+        name: SERVER_LAST_SUCCESS_AGE_S,
+        unit: "s",
+        help: "Time since the last successful --server poll.",
+    },
+    Metric {
+        name: SERVER_JOBS_BY_TYPE_PENDING,
+        unit: "jobs",
+        help: "Pending jobs per job type and namespace.",
+    },
+    Metric {
+        name: SERVER_JOBS_BY_TYPE_RUNNING,
+        unit: "jobs",
+        help: "Running jobs per job type and namespace.",
+    },
+    Metric {
+        name: SERVER_JOBS_BY_TYPE_COMPLETE,
+        unit: "jobs",
+        help: "Successfully finished dead jobs per job type and namespace.",
+    },
+    Metric {
+        name: SERVER_JOBS_BY_TYPE_DEAD,
+        unit: "jobs",
+        help: "Other dead jobs per job type and namespace.",
+    },
+    Metric {
+        name: SERVER_NODES_INITIALIZING,
+        unit: "nodes",
+        help: "Nodes in status initializing.",
+    },
+    Metric {
+        name: SERVER_NODES_READY,
+        unit: "nodes",
+        help: "Nodes in status ready.",
+    },
+    Metric {
+        name: SERVER_NODES_DOWN,
+        unit: "nodes",
+        help: "Nodes in status down.",
+    },
+    Metric {
+        name: SERVER_NODES_DISCONNECTED,
+        unit: "nodes",
+        help: "Nodes in status disconnected (Nomad 1.3+).",
+    },
+    Metric {
+        name: SERVER_CAPACITY_TOTAL_CPU,
+        unit: "MHz",
+        help: "Schedulable CPU: sum of capacity minus reserved over ready, eligible, non-draining nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_TOTAL_MEMORY,
+        unit: "MB",
+        help: "Schedulable memory: sum of capacity minus reserved over schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_TOTAL_DISK,
+        unit: "MB",
+        help: "Schedulable disk: sum of capacity minus reserved over schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_RESERVED_CPU,
+        unit: "MHz",
+        help: "CPU reserved for the hosts of schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_RESERVED_MEMORY,
+        unit: "MB",
+        help: "Memory reserved for the hosts of schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_RESERVED_DISK,
+        unit: "MB",
+        help: "Disk reserved for the hosts of schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_ALLOCATED_CPU,
+        unit: "MHz",
+        help: "CPU of non-terminal allocations on schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_ALLOCATED_MEMORY,
+        unit: "MB",
+        help: "Memory of non-terminal allocations on schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_ALLOCATED_DISK,
+        unit: "MB",
+        help: "Disk of non-terminal allocations on schedulable nodes.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_AVAILABLE_CPU,
+        unit: "MHz",
+        help: "Schedulable CPU not yet allocated: total minus allocated.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_AVAILABLE_MEMORY,
+        unit: "MB",
+        help: "Schedulable memory not yet allocated: total minus allocated.",
+    },
+    Metric {
+        name: SERVER_CAPACITY_AVAILABLE_DISK,
+        unit: "MB",
+        help: "Schedulable disk not yet allocated: total minus allocated.",
+    },
+    Metric {
+        name: CLIENT_POLL_FAILURE,
+        unit: "0/1",
+        help: "1 if the last --client poll failed, else 0.",
+    },
+    Metric {
+        name: CLIENT_POLL_DURATION_MS,
+        unit: "ms",
+        help: "Wall time of the last --client poll.",
+    },
+    Metric {
+        name: CLIENT_LAST_SUCCESS_AGE_S,
+        unit: "s",
+        help: "Time since the last successful --client poll.",
+    },
+    Metric {
+        name: CLIENT_TOTAL_CPU,
+        unit: "MHz",
+        help: "CPU the scheduler may allocate on this node: capacity minus reserved.",
+    },
+    Metric {
+        name: CLIENT_TOTAL_MEMORY,
+        unit: "MB",
+        help: "Memory the scheduler may allocate on this node: capacity minus reserved.",
+    },
+    Metric {
+        name: CLIENT_TOTAL_DISK,
+        unit: "MB",
+        help: "Disk the scheduler may allocate on this node: capacity minus reserved.",
+    },
+    Metric {
+        name: CLIENT_TOTAL_IOPS,
+        unit: "IOPS",
+        help: "IOPS capacity minus reserved (0 on Nomad 0.9+, which dropped IOPS).",
+    },
+    Metric {
+        name: CLIENT_USED_CPU,
+        unit: "MHz",
+        help: "CPU of this node's non-terminal allocations.",
+    },
+    Metric {
+        name: CLIENT_USED_MEMORY,
+        unit: "MB",
+        help: "Memory of this node's non-terminal allocations.",
+    },
+    Metric {
+        name: CLIENT_USED_DISK,
+        unit: "MB",
+        help: "Disk of this node's non-terminal allocations.",
+    },
+    Metric {
+        name: CLIENT_USED_IOPS,
+        unit: "IOPS",
+        help: "IOPS of this node's non-terminal allocations.",
+    },
+    Metric {
+        name: CLIENT_AVAILABLE_CPU,
+        unit: "MHz",
+        help: "CPU still allocatable on this node: total minus used.",
+    },
+    Metric {
+        name: CLIENT_AVAILABLE_MEMORY,
+        unit: "MB",
+        help: "Memory still allocatable on this node: total minus used.",
+    },
+    Metric {
+        name: CLIENT_AVAILABLE_DISK,
+        unit: "MB",
+        help: "Disk still allocatable on this node: total minus used.",
+    },
+    Metric {
+        name: CLIENT_AVAILABLE_IOPS,
+        unit: "IOPS",
+        help: "IOPS still allocatable on this node: total minus used.",
+    },
 ];
+
+/// The catalogue entry of `name` (relative to `PREFIX`).
+#[must_use]
+pub fn metric(name: &str) -> Option<&'static Metric> {
+    CATALOGUE.iter().find(|m| m.name == name)
+}
 
 /// One DogStatsD gauge: a catalogue name, a finite value, and its tags.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,12 +393,26 @@ mod tests {
 
     #[test]
     fn catalogue_names_are_unique_and_prefixed_by_role() {
-        let mut names: Vec<_> = CATALOGUE.iter().map(|(n, _)| *n).collect();
+        let mut names: Vec<_> = CATALOGUE.iter().map(|m| m.name).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len());
         assert!(names
             .iter()
             .all(|n| n.starts_with("client_agent.") || n.starts_with("server_agent.")));
+    }
+
+    #[test]
+    fn every_metric_has_a_plain_help_sentence() {
+        for m in CATALOGUE {
+            assert!(
+                m.help.is_ascii() && m.help.ends_with('.') && !m.help.contains('\n'),
+                "{}: {:?}",
+                m.name,
+                m.help
+            );
+            assert_eq!(metric(m.name), Some(m));
+        }
+        assert_eq!(metric("client_agent.nope"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! One loop per role: tick → poll Nomad (the role's `Collector`) → map to
-//! gauges → emit to DogStatsD, plus the role's health gauges
-//! (poll_failure, poll duration, age of the last success). A failed poll
+//! gauges, plus the role's health gauges (poll_failure, poll duration, age
+//! of the last success) → publish that one batch to the Prometheus
+//! exposition and emit it to DogStatsD (either may be off). A failed poll
 //! sends poll_failure 1 and no stale values; the log says so once when
 //! failing starts (or its cause changes) and once on recovery. Nothing here
 //! ends the daemon. The roles' collectors are in `client` and `server`.
@@ -17,13 +18,13 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use anyhow::Context as _;
-
 use crate::config::Config;
 use crate::gauges::resources::UnknownCapacity;
 use crate::gauges::{Gauge, Tag};
-use crate::health::{self, HealthBoard};
+use crate::health::HealthBoard;
+use crate::listen;
 use crate::nomad::{NomadApi, NomadError, NomadVersion};
+use crate::prometheus::Exposition;
 use crate::role::Role;
 use crate::statsd::Statsd;
 
@@ -141,7 +142,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
     }
     tracing::info!(
         nomad = %api.origin(),
-        statsd = %cfg.statsd,
+        statsd = %cfg.statsd.as_ref().map_or_else(|| "off".to_owned(), ToString::to_string),
         interval = %humantime::format_duration(cfg.interval),
         client = cfg.roles.contains(&Role::Client),
         server = cfg.roles.contains(&Role::Server),
@@ -153,28 +154,39 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
         tracing::warn!("NOMAD_SKIP_VERIFY is set: Nomad's TLS certificate is NOT verified");
     }
     let board = HealthBoard::new(cfg.interval, &cfg.roles);
+    let mut wanted = Vec::new();
     if let Some(addr) = cfg.health_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on --health-listen {addr}"))?;
-        tracing::info!(addr = %addr, "serving /healthz");
-        tokio::spawn(health::serve(
-            listener,
-            Arc::clone(&board),
-            shutdown.clone(),
-        ));
+        wanted.push(listen::Wanted {
+            flag: "--health-listen",
+            addr,
+            endpoint: Arc::clone(&board) as Arc<dyn listen::Endpoint>,
+        });
     }
+    let exposition = cfg.prometheus_listen.map(|addr| {
+        let exposition = Exposition::new(&cfg.global_tags);
+        wanted.push(listen::Wanted {
+            flag: "--prometheus-listen",
+            addr,
+            endpoint: Arc::clone(&exposition) as Arc<dyn listen::Endpoint>,
+        });
+        exposition
+    });
+    listen::start(wanted, &shutdown).await?;
     let mut loops = tokio::task::JoinSet::new();
     for &role in &cfg.roles {
-        let (cfg, board, stop) = (cfg.clone(), Arc::clone(&board), shutdown.clone());
+        let (cfg, stop) = (cfg.clone(), shutdown.clone());
+        let sinks = Sinks {
+            board: Arc::clone(&board),
+            exposition: exposition.clone(),
+        };
         match role {
             Role::Client => {
                 let collector = ClientCollector::new(api.clone(), &cfg, shutdown.child_token());
-                loops.spawn(run_loop(collector, cfg, board, stop));
+                loops.spawn(run_loop(collector, cfg, sinks, stop));
             }
             Role::Server => {
                 let collector = ServerCollector::new(api.clone(), &cfg, shutdown.child_token());
-                loops.spawn(run_loop(collector, cfg, board, stop));
+                loops.spawn(run_loop(collector, cfg, sinks, stop));
             }
         }
     }
@@ -194,18 +206,31 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Fin
     Ok(finished)
 }
 
+/// Where a loop reports besides DogStatsD.
+#[derive(Debug, Clone)]
+pub struct Sinks {
+    /// Each poll's outcome, for `/healthz`.
+    pub board: Arc<HealthBoard>,
+    /// `--prometheus-listen`: each poll's batch, for `/metrics`.
+    pub exposition: Option<Arc<Exposition>>,
+}
+
 /// Ticks every `cfg.interval` (first tick at once; after a slow poll the
 /// next one is delayed, never burst) until cancelled, or once with
 /// `cfg.once`. Returns whether the last poll failed.
 pub async fn run_loop<C: Collector>(
     mut collector: C,
     cfg: Config,
-    board: Arc<HealthBoard>,
+    sinks: Sinks,
     shutdown: CancellationToken,
 ) -> bool {
     let mut last_failed = false;
     let role = collector.role();
-    let mut statsd = Statsd::new(cfg.statsd.clone(), cfg.global_tags.clone());
+    let Sinks { board, exposition } = sinks;
+    let mut statsd = cfg
+        .statsd
+        .clone()
+        .map(|target| Statsd::new(target, cfg.global_tags.clone()));
     let mut health = Health::default();
     let mut ticks = time::interval(cfg.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -257,11 +282,17 @@ pub async fn run_loop<C: Collector>(
             gauges.push(Gauge::poll_failure(names.poll_failure, failed, tags));
             (gauges, failed)
         });
-        // Connecting may wait on DNS; a stop request does not wait for it.
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            () = statsd.emit(&gauges).instrument(span) => {}
+        // The same batch, at the same moment, to every output.
+        if let Some(exposition) = &exposition {
+            exposition.publish(role, &gauges);
+        }
+        if let Some(statsd) = statsd.as_mut() {
+            // Connecting may wait on DNS; a stop request does not wait for it.
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = statsd.emit(&gauges).instrument(span) => {}
+            }
         }
         last_failed = failed;
         if cfg.once {
