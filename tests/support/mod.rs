@@ -37,7 +37,7 @@ fn catalogue_names(role_prefix: &str) -> impl Iterator<Item = &'static str> + '_
         .unwrap_or_else(|| panic!("{role_prefix} is not under the metric prefix"));
     nomad_metrics::gauges::CATALOGUE
         .iter()
-        .map(|(name, _)| *name)
+        .map(|metric| metric.name)
         .filter(move |name| name.starts_with(role))
 }
 
