@@ -28,6 +28,7 @@
 //! | `gauges::resources`, `tags` | what both roles count (capacity, lifecycle-aware usage); safe tags |
 //! | `gauges::client`, `server` | Nomad models → the gauges of each role; zero-fill of vanished series |
 //! | `statsd`, `health`, `shutdown` | DogStatsD output, `/healthz`, signals |
+//! | `demo` | `nomad-metrics demo`: a simulated Nomad, both roles against it, a live view |
 //!
 //! Where to change things:
 //! - **a metric**: its constant and `CATALOGUE` entry in `gauges/mod.rs`,
@@ -42,6 +43,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod gauges;
 pub mod health;
 pub mod nomad;
