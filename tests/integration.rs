@@ -7,6 +7,7 @@ mod cli;
 mod client_role;
 mod datadog;
 mod degraded;
+mod demo;
 mod fuzz;
 mod operator;
 mod server_cluster;
