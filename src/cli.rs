@@ -16,11 +16,42 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size difference costs nothing, and a
+// boxed `StartArgs` would change every `Command::Start(args)` match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start polling (at least one of --client, --server).
     #[command(after_help = ENV_HELP)]
     Start(StartArgs),
+    /// Try it: both modes against a built-in simulated Nomad cluster, with a
+    /// live view of what they send (no Nomad or Datadog needed).
+    Demo(DemoArgs),
+}
+
+/// `demo`: the simulated cluster and its live view.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Poll period of both modes; the simulated cluster changes as often.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Seed of the simulated cluster: a seed always replays the same cluster.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Print the raw DogStatsD lines (as --dry-run does) instead of the view.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Send the gauges to this DogStatsD (UDP) as well; the view still shows
+    /// what was sent [default: 127.0.0.1 when only --statsd-port is given].
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    pub statsd_host: Option<String>,
+
+    /// DogStatsD UDP port for --statsd-host [default: 8125].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub statsd_port: Option<u16>,
 }
 
 const ENV_HELP: &str = "\

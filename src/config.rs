@@ -290,6 +290,7 @@ mod tests {
         argv.extend_from_slice(line);
         match Cli::try_parse_from(argv).map(|c| c.command) {
             Ok(Command::Start(a)) => a,
+            Ok(other) => panic!("not a start command line: {other:?}"),
             Err(e) => panic!("{e}"),
         }
     }

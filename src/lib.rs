@@ -34,6 +34,7 @@
 //! | `gauges::cluster` | the compact per-object cluster state the event stream keeps current |
 //! | `statsd`, `prometheus` | DogStatsD output; the same batches as Prometheus text on `/metrics` |
 //! | `listen`, `health`, `shutdown` | the daemon's HTTP listeners, `/healthz`, signals |
+//! | `demo` | `nomad-metrics demo`: a simulated Nomad, both roles against it, a live view |
 //!
 //! Where to change things:
 //! - **a metric**: its constant and `CATALOGUE` entry in `gauges/mod.rs`,
@@ -51,6 +52,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod gauges;
 pub mod health;
 pub mod listen;

@@ -21,11 +21,14 @@ fn main() -> ExitCode {
         Err(err)
             if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
         {
-            return usage_error("error: a subcommand is required: start");
+            return usage_error("error: a subcommand is required: start or demo");
         }
         Err(err) => return usage_error(&err.render().to_string()),
     };
-    let Command::Start(args) = cli.command;
+    let args = match cli.command {
+        Command::Start(args) => args,
+        Command::Demo(args) => return nomad_metrics::demo::main(args),
+    };
     let cfg = match Config::from_args(args, &|k| std::env::var(k).ok()) {
         Ok(cfg) => cfg,
         Err(err) => return usage_error(&format!("error: {err:#}")),
@@ -87,6 +90,10 @@ fn usage_error(rendered: &str) -> ExitCode {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("error: invalid command line");
-    eprintln!("nomad-metrics: {line} (see nomad-metrics start --help)");
+    let command = match std::env::args().nth(1).as_deref() {
+        Some("demo") => "demo",
+        _ => "start",
+    };
+    eprintln!("nomad-metrics: {line} (see nomad-metrics {command} --help)");
     ExitCode::from(2)
 }

@@ -63,7 +63,10 @@ pub fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
     argv.extend_from_slice(args);
     let Command::Start(start) = Cli::try_parse_from(argv)
         .expect("valid command line")
-        .command;
+        .command
+    else {
+        panic!("not a start command line");
+    };
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
