@@ -8,6 +8,7 @@ mod client_role; // --client end to end per Nomad version: values, tags, datagra
 mod datadog; // the Datadog dashboard and monitors name only catalogue metrics and tags
 mod degraded; // every fault fails the poll cleanly; the next good poll recovers
 mod demo; // the built binary's `demo`: live view of a changing simulated cluster, --raw, signals
+mod fake_stream; // the fake Nomad itself: event stream and transactions per version
 mod fixture_mapping; // fixtures → gauges without HTTP; feature table vs fixtures
 mod fuzz; // property tests: no input panics; chunked decoding = whole parse
 mod operator; // --once, --dry-run, JSON logs, Unix sockets, tags, health, token file

@@ -4,6 +4,7 @@
 //! (`Content-Length` or one chunk, gzip from 1400 bytes). What a path
 //! answers is decided in `routes`.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::routes::{block_if_asked, route};
+use super::routes::{block_if_asked, control, route};
+use super::stream::serve_stream;
 use super::{Fault, Request, State};
 
 /// A listening socket the fake accepts connections on.
@@ -63,14 +65,102 @@ impl Conn for tokio::net::UnixStream {
     }
 }
 
+/// A connection that counts the bytes written to it (headers and body),
+/// for the fake's per-path byte accounting.
+pub(super) struct Metered<S> {
+    inner: S,
+    written: u64,
+}
+
+impl<S> Metered<S> {
+    /// Bytes written since the last call.
+    pub(super) fn written(&mut self) -> u64 {
+        std::mem::take(&mut self.written)
+    }
+}
+
+impl<S: Conn> tokio::io::AsyncRead for Metered<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: Conn> tokio::io::AsyncWrite for Metered<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            self.written += *n as u64;
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Conn> Conn for Metered<S> {
+    fn arm_reset(&self) -> std::io::Result<()> {
+        self.inner.arm_reset()
+    }
+}
+
 pub(super) async fn serve_connection<S: Conn>(
-    mut stream: S,
+    stream: S,
+    version: &str,
+    state: &Mutex<State>,
+    changed: &tokio::sync::Notify,
+) -> std::io::Result<()> {
+    let mut stream = Metered {
+        inner: stream,
+        written: 0,
+    };
+    let mut path = String::new();
+    let r = serve_requests(&mut stream, &mut path, version, state, changed).await;
+    // What the last request wrote before the connection ended.
+    let n = stream.written();
+    if n > 0 && !path.is_empty() {
+        *state.lock().unwrap().bytes.entry(path).or_insert(0) += n;
+    }
+    r
+}
+
+async fn serve_requests<S: Conn>(
+    stream: &mut Metered<S>,
+    current: &mut String,
     version: &str,
     state: &Mutex<State>,
     changed: &tokio::sync::Notify,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     loop {
+        // Bytes of the previous answer, to its path.
+        let n = stream.written();
+        if n > 0 && !current.is_empty() {
+            *state
+                .lock()
+                .unwrap()
+                .bytes
+                .entry(current.clone())
+                .or_insert(0) += n;
+        }
+        current.clear();
         // Read one request head (GETs carry no body).
         let head_end = loop {
             if let Some(pos) = find(&buf, b"\r\n\r\n") {
@@ -86,6 +176,30 @@ pub(super) async fn serve_connection<S: Conn>(
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end + 4);
         let request = parse_head(&head);
+        // A body (the control endpoints' POSTs) is read and ignored.
+        let body_len: usize = request
+            .headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0)
+            .min(1 << 20);
+        while buf.len() < body_len {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..body_len);
+        // The fake's own control endpoints: neither recorded nor counted.
+        if request.path.starts_with("/_fake/") {
+            let (status, body) = control(&request, state);
+            write_response(stream, status, "application/json", &body, false, None, None).await?;
+            stream.written();
+            continue;
+        }
+        *current = request.path.clone();
         let fault = {
             let mut st = state.lock().unwrap();
             st.requests.push(request.clone());
@@ -101,7 +215,7 @@ pub(super) async fn serve_connection<S: Conn>(
         match fault {
             Some(Fault::Status(code, body)) => {
                 write_response(
-                    &mut stream,
+                    stream,
                     code,
                     "text/plain; charset=utf-8",
                     body.as_bytes(),
@@ -113,7 +227,7 @@ pub(super) async fn serve_connection<S: Conn>(
             }
             Some(Fault::Delay(d)) => {
                 tokio::time::sleep(d).await;
-                answer(&mut stream, &request, version, state, gzip).await?;
+                answer(stream, &request, version, state, gzip).await?;
             }
             Some(Fault::Hang) => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -121,7 +235,7 @@ pub(super) async fn serve_connection<S: Conn>(
             }
             Some(Fault::Html) => {
                 write_response(
-                    &mut stream,
+                    stream,
                     200,
                     "text/html; charset=utf-8",
                     b"<!DOCTYPE html><html><body><h1>Gateway</h1></body></html>",
@@ -133,7 +247,7 @@ pub(super) async fn serve_connection<S: Conn>(
             }
             Some(Fault::BadJson) => {
                 write_response(
-                    &mut stream,
+                    stream,
                     200,
                     "application/json",
                     b"{\"ID\": \"x\", oops",
@@ -144,7 +258,7 @@ pub(super) async fn serve_connection<S: Conn>(
                 .await?
             }
             Some(Fault::Empty) => {
-                write_response(&mut stream, 200, "application/json", b"", false, None, None).await?
+                write_response(stream, 200, "application/json", b"", false, None, None).await?
             }
             Some(Fault::Truncated) => {
                 let body = route(&request, version, state).1;
@@ -165,7 +279,7 @@ pub(super) async fn serve_connection<S: Conn>(
                 stream
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
                     .await?;
-                write_chunk(&mut stream, b"[").await?;
+                write_chunk(stream, b"[").await?;
                 let element = br#"{"ID":"j","Type":"batch","Status":"running","Stop":false,"JobSummary":{"Summary":{}}},"#;
                 let block: Vec<u8> = element
                     .iter()
@@ -174,12 +288,17 @@ pub(super) async fn serve_connection<S: Conn>(
                     .take(element.len() * 1000)
                     .collect();
                 loop {
-                    write_chunk(&mut stream, &block).await?;
+                    write_chunk(stream, &block).await?;
+                }
+            }
+            None if request.path == "/v1/event/stream" => {
+                if !serve_stream(stream, &request, state, changed).await? {
+                    return Ok(());
                 }
             }
             None => {
                 block_if_asked(&request, state, changed).await;
-                answer(&mut stream, &request, version, state, gzip).await?;
+                answer(stream, &request, version, state, gzip).await?;
             }
         }
     }
@@ -210,7 +329,7 @@ async fn answer<S: Conn>(
     .await
 }
 
-async fn write_response<S: Conn>(
+pub(super) async fn write_response<S: Conn>(
     stream: &mut S,
     status: u16,
     content_type: &str,
@@ -290,9 +409,14 @@ fn parse_head(head: &str) -> Request {
     let method = words.next().unwrap_or_default().to_owned();
     let target = words.next().unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let query = url::form_urlencoded::parse(query.as_bytes())
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
+    let mut multi: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in &pairs {
+        multi.entry(k.clone()).or_default().push(v.clone());
+    }
+    let query = pairs.into_iter().collect();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -301,6 +425,7 @@ fn parse_head(head: &str) -> Request {
         method,
         path: path.to_owned(),
         query,
+        multi,
         headers,
     }
 }

@@ -21,9 +21,9 @@ pub(super) async fn block_if_asked(
     state: &Mutex<State>,
     changed: &tokio::sync::Notify,
 ) {
-    let Some(list) = list_of(&request.path) else {
+    if current_index(request, state).is_none() {
         return;
-    };
+    }
     let Some(index) = request
         .query
         .get("index")
@@ -41,13 +41,101 @@ pub(super) async fn block_if_asked(
     let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
     loop {
         let notified = changed.notified();
-        if state.lock().unwrap().indexes[&list] != index {
+        if current_index(request, state) != Some(index) {
             return;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return;
         }
     }
+}
+
+/// The index a blocking query on this path waits on: a list's, the job
+/// summary table's (`/v1/job/<id>/summary`), the jobs table's
+/// (`/v1/job/<id>`), the namespace table's.
+fn current_index(request: &Request, state: &Mutex<State>) -> Option<u64> {
+    let st = state.lock().unwrap();
+    if let Some(list) = list_of(&request.path) {
+        return Some(st.indexes[&list]);
+    }
+    let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["v1", "job", _, "summary"] => Some(st.summary_index),
+        ["v1", "job", _] => Some(st.indexes[&List::Jobs]),
+        ["v1", "namespaces"] if st.features().stream.is_some() => Some(st.namespaces_index),
+        _ => None,
+    }
+}
+
+/// The `/_fake/` control endpoints (not recorded, not counted).
+pub(super) fn control(request: &Request, state: &Mutex<State>) -> (u16, Vec<u8>) {
+    let mut st = state.lock().unwrap();
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/_fake/stats") => {
+            let mut paths = serde_json::Map::new();
+            let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+            for r in &st.requests {
+                *counts.entry(r.path.as_str()).or_insert(0) += 1;
+            }
+            let mut keys: Vec<&String> = st.bytes.keys().collect();
+            keys.sort();
+            for p in keys {
+                paths.insert(
+                    p.clone(),
+                    serde_json::json!({"requests": counts.get(p.as_str()).copied().unwrap_or(0),
+                                       "bytes": st.bytes[p]}),
+                );
+            }
+            for (p, n) in &counts {
+                if !paths.contains_key(*p) {
+                    paths.insert(
+                        (*p).to_owned(),
+                        serde_json::json!({"requests": n, "bytes": 0}),
+                    );
+                }
+            }
+            let topics: serde_json::Map<String, Value> = st
+                .stream
+                .topic_bytes
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(*v)))
+                .collect();
+            let body = serde_json::json!({
+                "version": st.version,
+                "raft_index": st.raft,
+                "requests": st.requests.len(),
+                "bytes": st.bytes.values().sum::<u64>(),
+                "paths": paths,
+                "stream_topic_bytes": topics,
+                "subscribers": st.stream.subscribers(),
+                "churn_paused": st.churn_paused,
+            });
+            (200, compact(&body))
+        }
+        ("POST", "/_fake/pause") => {
+            st.churn_paused = true;
+            (200, b"{}".to_vec())
+        }
+        ("POST", "/_fake/resume") => {
+            st.churn_paused = false;
+            (200, b"{}".to_vec())
+        }
+        _ => (404, b"{}".to_vec()),
+    }
+}
+
+/// A job's stub from the jobs list (`namespace` defaults to `default`).
+fn job_stub(request: &Request, state: &Mutex<State>, id: &str) -> Option<Value> {
+    let ns = request
+        .query
+        .get("namespace")
+        .map_or("default", String::as_str);
+    let token = format!("{ns}.{id}");
+    let st = state.lock().unwrap();
+    st.lists[&List::Jobs]
+        .iter()
+        .find(|i| i.token == token || (i.namespace.is_none() && i.token == id))
+        .and_then(|i| serde_json::from_slice(&i.json).ok())
 }
 
 fn list_of(path: &str) -> Option<List> {
@@ -144,6 +232,45 @@ fn route_inner(
             }
         }
         ["v1", "status", "leader"] => (200, b"\"10.0.0.5:4647\"".to_vec().into(), None),
+        // `structs.JobSummary` (`v2.0.5:nomad/structs/structs.go`), the
+        // summary the stub embeds; the summary table's index.
+        ["v1", "job", id, "summary"] => {
+            let index = Some(state.lock().unwrap().summary_index);
+            match job_stub(request, state, id)
+                .and_then(|mut j| j.get_mut("JobSummary").map(Value::take))
+            {
+                Some(summary) => (200, compact(&summary).into(), index),
+                None => (404, b"job not found".to_vec().into(), index),
+            }
+        }
+        // The full job, as a Job event carries it.
+        ["v1", "job", id] => {
+            let index = Some(state.lock().unwrap().indexes[&List::Jobs]);
+            match job_stub(request, state, id) {
+                Some(stub) => (200, compact(&super::cluster::full_job(&stub)).into(), index),
+                None => (404, b"job not found".to_vec().into(), index),
+            }
+        }
+        // `structs.Namespace` list (namespaces are in OSS from 1.0).
+        ["v1", "namespaces"]
+            if Features::for_version(NomadVersion::parse(&state.lock().unwrap().version))
+                .stream
+                .is_some() =>
+        {
+            let mut st = state.lock().unwrap();
+            let index = st.namespaces_index;
+            let list: Vec<Value> = st
+                .cluster_mut()
+                .namespaces
+                .iter()
+                .map(|(name, create)| {
+                    serde_json::json!({"Name": name, "Description": if name == "default" { "Default shared namespace" } else { "" },
+                        "Quota": "", "Capabilities": null, "NodePoolConfiguration": null, "Meta": null,
+                        "CreateIndex": create, "ModifyIndex": create})
+                })
+                .collect();
+            (200, compact(&Value::Array(list)).into(), Some(index))
+        }
         _ => (404, b"404 page not found".to_vec().into(), None),
     }
 }
@@ -162,8 +289,11 @@ fn list_page(
     state: &Mutex<State>,
     list: List,
 ) -> Result<(Vec<u8>, Option<String>), String> {
-    let features = Features::for_version(NomadVersion::parse(version));
-    let items = Arc::clone(&state.lock().unwrap().lists[&list]);
+    let _ = version;
+    let (features, items) = {
+        let st = state.lock().unwrap();
+        (st.features(), Arc::clone(&st.lists[&list]))
+    };
     let ns = request.query.get("namespace").map(String::as_str);
     let selected = |item: &Item| -> bool {
         match (features.job_namespaces, ns) {
