@@ -380,13 +380,23 @@ async fn a_failed_poll_serves_only_health_gauges() {
     let listen = free_local_addr();
     let (nomad, statsd, daemon) = setup(
         "1.11.0",
-        &["--client", "--server", "--prometheus-listen", &listen],
+        &[
+            "--client",
+            "--server",
+            "--event-stream",
+            "off",
+            "--prometheus-listen",
+            &listen,
+        ],
         &[],
     )
     .await;
     let url = format!("http://{listen}/metrics");
     statsd.next_poll(SERVER, WAIT).await;
-    nomad.set_fault("/v1/status/leader", Fault::Status(500, "No cluster leader"));
+    // Only --server reads the job list: fail it, and wake the parked
+    // blocking query so that the next read meets the fault.
+    nomad.set_fault("/v1/jobs", Fault::Status(500, "rpc error: no leader"));
+    nomad.set_index(crate::support::fake_nomad::List::Jobs, 1 << 40);
     let deadline = tokio::time::Instant::now() + WAIT;
     let body = loop {
         let (_, _, body) = get(&url).await;

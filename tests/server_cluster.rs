@@ -130,7 +130,8 @@ async fn jobs_by_type_add_up() {
 /// cached gauges keep coming every interval.
 #[tokio::test]
 async fn idle_cluster_is_not_downloaded_again() {
-    let (nomad, statsd, daemon) = setup("1.11.0", &["--server"], &[]).await;
+    let (nomad, statsd, daemon) =
+        setup("1.11.0", &["--server", "--event-stream", "off"], &[]).await;
     for _ in 0..5 {
         let poll = statsd.next_poll(SERVER, WAIT).await;
         assert_eq!(by_name(&poll)[&format!("{SERVER}jobs.dead")], 6.0);
@@ -163,7 +164,8 @@ async fn idle_cluster_is_not_downloaded_again() {
 /// A change wakes the blocking query; the new counts arrive.
 #[tokio::test]
 async fn a_change_is_picked_up() {
-    let (nomad, statsd, daemon) = setup("1.11.0", &["--server"], &[]).await;
+    let (nomad, statsd, daemon) =
+        setup("1.11.0", &["--server", "--event-stream", "off"], &[]).await;
     statsd.next_poll(SERVER, WAIT).await;
     let mut jobs: Vec<_> = nomad.list(List::Jobs).iter().cloned().collect();
     jobs.retain(|j| !j.token.contains("build-105"));
@@ -187,7 +189,8 @@ async fn a_change_is_picked_up() {
 /// The index going backwards (snapshot restore) means a full read.
 #[tokio::test]
 async fn index_going_backwards_resets() {
-    let (nomad, statsd, daemon) = setup("1.11.0", &["--server"], &[]).await;
+    let (nomad, statsd, daemon) =
+        setup("1.11.0", &["--server", "--event-stream", "off"], &[]).await;
     statsd.next_poll(SERVER, WAIT).await;
     nomad.set_index(List::Jobs, 7);
     let requests = || -> Vec<_> {
@@ -212,7 +215,12 @@ async fn index_going_backwards_resets() {
 /// `--resync` forces full reads even when nothing changed.
 #[tokio::test]
 async fn resync_rereads_unchanged_lists() {
-    let (nomad, statsd, daemon) = setup("1.11.0", &["--server", "--resync", "500ms"], &[]).await;
+    let (nomad, statsd, daemon) = setup(
+        "1.11.0",
+        &["--server", "--event-stream", "off", "--resync", "500ms"],
+        &[],
+    )
+    .await;
     statsd.next_poll(SERVER, WAIT).await;
     let full_reads = || {
         nomad
@@ -270,7 +278,8 @@ async fn counts_across_pages() {
 /// A node status series that empties is sent as 0, not dropped.
 #[tokio::test]
 async fn emptied_census_series_are_sent_as_zero() {
-    let (nomad, statsd, daemon) = setup("1.11.0", &["--server"], &[]).await;
+    let (nomad, statsd, daemon) =
+        setup("1.11.0", &["--server", "--event-stream", "off"], &[]).await;
     let first = statsd.next_poll(SERVER, WAIT).await;
     let down_key = format!("{SERVER}nodes.down|datacenter:us-west-2,drain:false,eligibility:eligible,node_class:general,node_pool:default");
     assert_eq!(series(&first)[&down_key], 1.0);
@@ -323,7 +332,7 @@ async fn no_leader_fails_the_poll() {
 /// Blocking queries parked while Nomad holds them; gauges still every tick.
 #[tokio::test]
 async fn held_blocking_query_keeps_gauges_flowing() {
-    let (nomad, statsd, daemon) = setup("2.0.5", &["--server"], &[]).await;
+    let (nomad, statsd, daemon) = setup("2.0.5", &["--server", "--event-stream", "off"], &[]).await;
     statsd.next_poll(SERVER, WAIT).await;
     // The fake parks index queries for up to the wait (5 min), far longer
     // than WAIT: every poll below arrives only if polls do not wait on them.

@@ -107,6 +107,9 @@ pub struct Channels {
 }
 
 struct Senders {
+    /// Why the node (`.0`) or allocation (`.1`) list could not be read: the
+    /// cluster view is optional, the job counts go on without it.
+    view_errors: std::sync::Mutex<ViewErrors>,
     jobs: watch::Sender<State<JobCounts>>,
     nodes: Option<watch::Sender<State<NodeView>>>,
     allocs: Option<watch::Sender<State<AllocUsage>>>,
@@ -117,11 +120,22 @@ impl Senders {
     fn publish(&self, state: &ClusterState) {
         self.jobs
             .send_replace(State::Ready(Arc::new(state.job_counts().clone())));
+        let (nodes_error, allocs_error) = self
+            .view_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
         if let Some(tx) = &self.nodes {
-            tx.send_replace(State::Ready(Arc::new(state.node_view())));
+            tx.send_replace(match &nodes_error {
+                Some(err) => unavailable(err),
+                None => State::Ready(Arc::new(state.node_view())),
+            });
         }
         if let Some(tx) = &self.allocs {
-            tx.send_replace(State::Ready(Arc::new(state.alloc_usage())));
+            tx.send_replace(match &allocs_error {
+                Some(err) => unavailable(err),
+                None => State::Ready(Arc::new(state.alloc_usage())),
+            });
         }
     }
 
@@ -137,6 +151,18 @@ impl Senders {
     }
 }
 
+/// Why the node and the allocation list could not be read, if they could not.
+type ViewErrors = (Option<Arc<NomadError>>, Option<Arc<NomadError>>);
+
+/// An optional list that could not be read: refused (403) or failed.
+fn unavailable<A>(err: &Arc<NomadError>) -> State<A> {
+    if err.is_forbidden() {
+        State::Disabled(Arc::clone(err))
+    } else {
+        State::Failed(Arc::clone(err))
+    }
+}
+
 /// The subscription query (`None`: from the oldest buffered item).
 fn subscribe_params(setup: &FollowSetup, last: Option<u64>) -> Vec<(&'static str, String)> {
     let Some(stream) = setup.features.stream else {
@@ -148,7 +174,7 @@ fn subscribe_params(setup: &FollowSetup, last: Option<u64>) -> Vec<(&'static str
     };
     let opts = SubscribeOptions {
         scope,
-        nodes: true,
+        nodes: setup.cluster_view,
         last_index: last,
     };
     events::plan_subscriptions(&stream, &opts, &[])
@@ -211,6 +237,7 @@ pub async fn start(
     };
     let (fallback, fallback_rx) = watch::channel(None);
     let senders = Senders {
+        view_errors: std::sync::Mutex::new((None, None)),
         jobs,
         nodes,
         allocs,
@@ -254,7 +281,8 @@ async fn run(setup: FollowSetup, first: EventStream, senders: Senders, stop: Can
     };
     let mut stream = Some(first);
     let mut cursor = StreamCursor::default();
-    let mut state: Option<ClusterState> = None;
+    // Whether aggregates were published: until then a failure is the poll's.
+    let mut published = false;
     let mut backoff = Duration::ZERO;
     let mut empty_streams = 0u32;
     loop {
@@ -278,7 +306,7 @@ async fn run(setup: FollowSetup, first: EventStream, senders: Senders, stop: Can
                             "cannot open the event stream: {}",
                             crate::pipeline::error_chain(&err)
                         );
-                        if state.is_none() {
+                        if !published {
                             senders.fail(err);
                         }
                         backoff = next_backoff(backoff);
@@ -296,7 +324,7 @@ async fn run(setup: FollowSetup, first: EventStream, senders: Senders, stop: Can
             () = stop.cancelled() => { reader.abort(); return; }
             fresh = full_read(&setup) => fresh,
         };
-        let fresh = match fresh {
+        let (fresh, view_errors) = match fresh {
             Ok(fresh) => fresh,
             Err(err) => {
                 reader.abort();
@@ -312,19 +340,48 @@ async fn run(setup: FollowSetup, first: EventStream, senders: Senders, stop: Can
                 continue;
             }
         };
-        match &mut state {
-            Some(current) => current.replace_with(fresh),
-            None => {
-                let mut fresh = fresh;
-                fresh.read_done();
-                state = Some(fresh);
+        // The fresh read replaces the state whole: it holds every job's
+        // summary, so nothing the old state still had to fetch is lost.
+        let mut current = fresh;
+        current.read_done();
+        published = true;
+        // A cluster view that could not be read is read again soon.
+        let reread_in = match &view_errors {
+            (None, None) => setup.reconcile,
+            (nodes, allocs) => {
+                let errors: Vec<_> = [nodes, allocs].into_iter().flatten().collect();
+                for err in &errors {
+                    tracing::debug!(
+                        "cluster view list failed: {}",
+                        crate::pipeline::error_chain(err.as_ref())
+                    );
+                }
+                if errors.iter().all(|e| e.is_forbidden()) {
+                    // Refused: asking again soon would only cost full reads.
+                    setup.reconcile
+                } else {
+                    backoff = next_backoff(backoff);
+                    backoff
+                }
             }
-        }
-        let Some(current) = state.as_mut() else {
-            return;
         };
-        let (ended, lines) =
-            follow(&setup, &features, current, &mut cursor, rx, &senders, &stop).await;
+        if let Ok(mut slot) = senders.view_errors.lock() {
+            *slot = view_errors;
+        }
+        let (ended, lines) = follow(
+            &setup,
+            &features,
+            &mut current,
+            &mut cursor,
+            rx,
+            &senders,
+            &stop,
+            reread_in,
+        )
+        .await;
+        // Dropped before the next read: one state in memory at a time (the
+        // published aggregates keep the gauges flowing meanwhile).
+        drop(current);
         reader.abort();
         if matches!(ended, Ended::Stopped) {
             return;
@@ -419,6 +476,7 @@ enum Fetch {
 
 /// Applies frames until the subscription ends; returns why, and how many
 /// lines it carried (heartbeats included).
+#[allow(clippy::too_many_arguments)]
 async fn follow(
     setup: &FollowSetup,
     features: &StreamFeatures,
@@ -427,8 +485,9 @@ async fn follow(
     mut rx: mpsc::Receiver<Result<Frame, Ended>>,
     senders: &Senders,
     stop: &CancellationToken,
+    reread_in: Duration,
 ) -> (Ended, u64) {
-    let reconcile_at = Instant::now() + setup.reconcile;
+    let reconcile_at = Instant::now() + reread_in;
     let mut publish = tokio::time::interval(setup.interval);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = true;
@@ -568,7 +627,7 @@ fn settle(
 
 /// Reads the three lists into a fresh state, one element at a time (the
 /// lists are never held).
-async fn full_read(setup: &FollowSetup) -> Result<ClusterState, NomadError> {
+async fn full_read(setup: &FollowSetup) -> Result<(ClusterState, ViewErrors), NomadError> {
     let state = std::sync::Mutex::new(ClusterState::new(setup.features.lifecycle));
     let api = &setup.api;
     let add = |f: &mut dyn FnMut(&mut ClusterState)| {
@@ -585,6 +644,9 @@ async fn full_read(setup: &FollowSetup) -> Result<ClusterState, NomadError> {
         Ok::<_, NomadError>(())
     };
     let nodes = async {
+        if !setup.cluster_view {
+            return Ok(());
+        }
         let index = read_list(api, &setup.lists.nodes, |at, node: Node| {
             add(&mut |s| s.add_node(at, &node));
         })
@@ -593,7 +655,12 @@ async fn full_read(setup: &FollowSetup) -> Result<ClusterState, NomadError> {
         Ok(())
     };
     let allocs = async {
-        let Some(plan) = &setup.lists.allocations else {
+        let Some(plan) = setup
+            .lists
+            .allocations
+            .as_ref()
+            .filter(|_| setup.cluster_view)
+        else {
             return Ok(());
         };
         let index = read_list(api, plan, |at, alloc: AllocEvent| {
@@ -605,12 +672,12 @@ async fn full_read(setup: &FollowSetup) -> Result<ClusterState, NomadError> {
     };
     let (jobs, nodes, allocs) = tokio::join!(jobs, nodes, allocs);
     jobs?;
-    nodes?;
-    allocs?;
-    state.into_inner().map_err(|_| NomadError::Missing {
+    let errors = (nodes.err().map(Arc::new), allocs.err().map(Arc::new));
+    let state = state.into_inner().map_err(|_| NomadError::Missing {
         path: String::new(),
         what: "the full read was interrupted",
-    })
+    })?;
+    Ok((state, errors))
 }
 
 /// Reads one list, handing each element with its page's index; returns
