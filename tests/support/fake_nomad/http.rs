@@ -200,14 +200,22 @@ async fn serve_requests<S: Conn>(
             continue;
         }
         *current = request.path.clone();
-        let fault = {
-            let mut st = state.lock().unwrap();
-            st.requests.push(request.clone());
-            st.faults
+        let fault_now = || {
+            state
+                .lock()
+                .unwrap()
+                .faults
                 .iter()
                 .find(|(p, _)| request.path.starts_with(p.as_str()))
                 .map(|(_, f)| f.clone())
         };
+        state.lock().unwrap().requests.push(request.clone());
+        let mut fault = fault_now();
+        if fault.is_none() && request.path != "/v1/event/stream" {
+            // A blocking query parks here; a fault set meanwhile answers it.
+            block_if_asked(&request, state, changed).await;
+            fault = fault_now();
+        }
         let gzip = request
             .headers
             .get("accept-encoding")
@@ -296,10 +304,7 @@ async fn serve_requests<S: Conn>(
                     return Ok(());
                 }
             }
-            None => {
-                block_if_asked(&request, state, changed).await;
-                answer(stream, &request, version, state, gzip).await?;
-            }
+            None => answer(stream, &request, version, state, gzip).await?,
         }
     }
 }

@@ -132,6 +132,8 @@ struct State {
     indexes: HashMap<List, u64>,
     /// The version the fake answers as (may differ from the fixtures').
     version: String,
+    /// The version whose fixture files are served.
+    fixtures: String,
     /// The transaction model, built from the lists when first needed.
     cluster: Option<Cluster>,
     /// The last raft index a transaction took.
@@ -140,6 +142,12 @@ struct State {
     summary_index: u64,
     /// Index of the namespace table (`/v1/namespaces`).
     namespaces_index: u64,
+    /// `X-Nomad-Index` of `/v1/node/<client node>` (the node's
+    /// ModifyIndex); moves when `node.json` is overridden.
+    node_index: u64,
+    /// `X-Nomad-Index` of `/v1/node/<client node>/allocations`; moves when
+    /// `node-allocations.json` is overridden.
+    node_allocs_index: u64,
     stream: Broker,
     /// Bytes written per path (headers + body).
     bytes: HashMap<String, u64>,
@@ -243,8 +251,11 @@ impl Drop for FakeNomad {
 fn new_state(version: &str) -> (Arc<Mutex<State>>, Arc<tokio::sync::Notify>) {
     let mut st = State {
         version: version.to_owned(),
+        fixtures: version.to_owned(),
         summary_index: 1000,
         namespaces_index: 1,
+        node_index: 52277,
+        node_allocs_index: 52279,
         ..State::default()
     };
     for (list, file) in [
@@ -432,11 +443,15 @@ impl FakeNomad {
         format!("http://{}", self.addr)
     }
 
-    /// Injects `fault` on every path starting with `prefix`.
+    /// Injects `fault` on every path starting with `prefix`. A blocking
+    /// query parked on such a path answers with the fault at once (as a
+    /// server that loses its leader answers its parked queries).
     pub fn set_fault(&self, prefix: &str, fault: Fault) {
         let mut state = self.state.lock().unwrap();
         state.faults.retain(|(p, _)| p != prefix);
         state.faults.push((prefix.to_owned(), fault));
+        drop(state);
+        self.changed.notify_waiters();
     }
 
     /// Removes every fault.
@@ -444,9 +459,22 @@ impl FakeNomad {
         self.state.lock().unwrap().faults.clear();
     }
 
-    /// Serves `value` instead of the fixture file `file`.
+    /// Serves `value` instead of the fixture file `file`. Overriding the
+    /// client's node (`node.json`) or its allocations
+    /// (`node-allocations.json`) moves that endpoint's index past every
+    /// index it served and wakes the blocking queries parked on it.
     pub fn override_fixture(&self, file: &'static str, value: Value) {
-        self.state.lock().unwrap().overrides.insert(file, value);
+        let mut st = self.state.lock().unwrap();
+        st.overrides.insert(file, value);
+        match file {
+            "node.json" => st.node_index = st.node_index.max(st.raft) + 1,
+            "node-allocations.json" => {
+                st.node_allocs_index = st.node_allocs_index.max(st.raft) + 1;
+            }
+            _ => {}
+        }
+        drop(st);
+        self.changed.notify_waiters();
     }
 
     /// Serves `value` for exactly `path`.

@@ -14,8 +14,16 @@ use serde_json::Value;
 
 use super::{fixture, Item, List, Request, State};
 
-/// A blocking query (`?index=N&wait=D`) on a list waits until the list's
-/// index passes N or D elapses, as Nomad does.
+/// A blocking query (`?index=N&wait=D`) waits until the index of what it
+/// reads moves or D elapses, as Nomad does; a fault set meanwhile on its
+/// path ends the wait (the caller then answers with the fault).
+///
+/// The lists answer as soon as their index differs from N. The client's
+/// node and its allocations follow Nomad's `blockingRPC` exactly
+/// (`v2.0.5:nomad/rpc.go`, used by `Node.GetNode` / `Node.GetAllocs` in
+/// `v2.0.5:nomad/node_endpoint.go`): the query runs again while the
+/// answer's index is at or below N, so an asked index beyond the current
+/// one parks too.
 pub(super) async fn block_if_asked(
     request: &Request,
     state: &Mutex<State>,
@@ -39,9 +47,15 @@ pub(super) async fn block_if_asked(
         .get("wait")
         .map_or(Duration::from_secs(300), |w| parse_go_duration(w));
     let deadline = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
+    let node_document = client_node_path(request, state);
     loop {
         let notified = changed.notified();
-        if current_index(request, state) != Some(index) {
+        let parked = match current_index(request, state) {
+            None => false,
+            Some(current) if node_document => current <= index,
+            Some(current) => current == index,
+        };
+        if !parked || faulted(request, state) {
             return;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -50,10 +64,48 @@ pub(super) async fn block_if_asked(
     }
 }
 
+/// Whether a fault is set on the request's path.
+fn faulted(request: &Request, state: &Mutex<State>) -> bool {
+    let st = state.lock().unwrap();
+    st.faults
+        .iter()
+        .any(|(p, _)| request.path.starts_with(p.as_str()))
+}
+
+/// The ID of the node the fake's agent runs as (`node.json`).
+fn client_node_id(st: &State) -> String {
+    match st.overrides.get("node.json") {
+        Some(node) => node["ID"].as_str().unwrap_or_default().to_owned(),
+        None => fixture(&st.fixtures, "node.json")["ID"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// Whether the request reads the client's node or its allocations.
+fn client_node_path(request: &Request, state: &Mutex<State>) -> bool {
+    let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    let st = state.lock().unwrap();
+    match parts.as_slice() {
+        ["v1", "node", id] | ["v1", "node", id, "allocations"] => *id == client_node_id(&st),
+        _ => false,
+    }
+}
+
 /// The index a blocking query on this path waits on: a list's, the job
 /// summary table's (`/v1/job/<id>/summary`), the jobs table's
-/// (`/v1/job/<id>`), the namespace table's.
+/// (`/v1/job/<id>`), the namespace table's, the client node's
+/// (`/v1/node/<id>`) and its allocations' (`/v1/node/<id>/allocations`).
 fn current_index(request: &Request, state: &Mutex<State>) -> Option<u64> {
+    if client_node_path(request, state) {
+        let st = state.lock().unwrap();
+        return Some(if request.path.ends_with("/allocations") {
+            st.node_allocs_index
+        } else {
+            st.node_index
+        });
+    }
     let st = state.lock().unwrap();
     if let Some(list) = list_of(&request.path) {
         return Some(st.indexes[&list]);
@@ -210,12 +262,16 @@ fn route_inner(
     let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["v1", "agent", "self"] => (200, compact(&load("agent-self.json")).into(), None),
-        ["v1", "node", id] if *id == node_id => (200, compact(&node).into(), Some(52277)),
+        ["v1", "node", id] if *id == node_id => (
+            200,
+            compact(&node).into(),
+            Some(state.lock().unwrap().node_index),
+        ),
         ["v1", "node", _] => (404, b"node not found".to_vec().into(), None),
         ["v1", "node", id, "allocations"] if *id == node_id => (
             200,
             compact(&load("node-allocations.json")).into(),
-            Some(52279),
+            Some(state.lock().unwrap().node_allocs_index),
         ),
         ["v1", "node", _, "allocations"] => (200, b"[]".to_vec().into(), Some(1)),
         ["v1", "jobs" | "nodes" | "allocations"] => {
