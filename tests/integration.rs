@@ -15,4 +15,5 @@ mod operator; // --once, --dry-run, JSON logs, Unix sockets, tags, health, token
 mod prometheus; // a real Prometheus scrapes what DogStatsD got; promtool lints /metrics
 mod server_cluster; // --server at scale: census, capacity, blocking queries, paging
 mod server_role; // --server end to end per Nomad version: job counts, namespaces
+mod stream; // --server on the event stream = a fresh read after churn, cuts, gaps; fallbacks; --client cost
 mod tls; // HTTPS to Nomad: CA file or directory, server name, client certificates
