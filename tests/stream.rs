@@ -23,8 +23,9 @@ const FAST: &str = "200ms";
 /// requests can be told from the daemon's.
 const REFERENCE_TOKEN: &str = "fresh-read-reference";
 /// How long the daemon may take to show a change it was sent (several
-/// polls: the event, a summary fetch, the next publish, the next poll).
-const SETTLE: Duration = Duration::from_secs(6);
+/// polls: the event, a summary fetch, the next publish, the next poll;
+/// generous, as the machine may be busy compiling).
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// `name|sorted tags → value` of a poll's cluster gauges.
 type Gauges = BTreeMap<String, f64>;
