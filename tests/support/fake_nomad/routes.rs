@@ -279,11 +279,7 @@ fn route_inner(
             // Nomad. `filter` is never applied: the whole list is answered.
             let list = list_of(&request.path).expect("list path");
             match list_page(request, version, state, list) {
-                Ok((body, next)) => (
-                    200,
-                    Answer::Page(body, next),
-                    Some(state.lock().unwrap().indexes[&list]),
-                ),
+                Ok((body, next, index)) => (200, Answer::Page(body, next), Some(index)),
                 Err(msg) => (400, msg.into_bytes().into(), None),
             }
         }
@@ -338,17 +334,24 @@ fn compact(value: &Value) -> Vec<u8> {
 }
 
 /// Which items of `list` a request selects (namespace semantics per version),
-/// and the page it asks for: (body, next token).
+/// and the page it asks for: (body, next token, index). The items and the
+/// index are taken together, as from one state snapshot in Nomad: an index
+/// newer than the items would park the next blocking query on a change it
+/// never delivered.
 fn list_page(
     request: &Request,
     version: &str,
     state: &Mutex<State>,
     list: List,
-) -> Result<(Vec<u8>, Option<String>), String> {
+) -> Result<(Vec<u8>, Option<String>, u64), String> {
     let _ = version;
-    let (features, items) = {
+    let (features, items, index) = {
         let st = state.lock().unwrap();
-        (st.features(), Arc::clone(&st.lists[&list]))
+        (
+            st.features(),
+            Arc::clone(&st.lists[&list]),
+            st.indexes[&list],
+        )
     };
     let ns = request.query.get("namespace").map(String::as_str);
     let selected = |item: &Item| -> bool {
@@ -410,7 +413,7 @@ fn list_page(
         count += 1;
     }
     body.push(b']');
-    Ok((body, next))
+    Ok((body, next, index))
 }
 
 /// Items of a fixture list, in the order Nomad lists them.
