@@ -176,9 +176,10 @@ async fn statsd_not_listening_is_not_fatal() {
     };
     let (url, sport) = (nomad.url(), port.to_string());
     let daemon = Daemon::start(config(&args_for(&url, &sport, &["--client"]), &[]));
-    // Several polls go by (each one reads the node) without the daemon dying.
+    // Several polls go by (each one checks the leader) without the daemon
+    // dying.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while nomad.count("/v1/node/") < 8 {
+    while nomad.count("/v1/status/leader") < 8 {
         assert!(tokio::time::Instant::now() < deadline, "polling stalled");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

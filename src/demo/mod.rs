@@ -45,23 +45,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("nomad-metrics: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = runtime.block_on(async {
-        let token = CancellationToken::new();
-        if let Err(err) = shutdown::cancel_on_signal(token.clone()) {
-            eprintln!("nomad-metrics: cannot install signal handlers: {err}");
-            return ExitCode::FAILURE;
-        }
+    shutdown::run_until_signal(|token| async move {
         match run(args, token).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
@@ -69,9 +53,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    });
-    runtime.shutdown_timeout(Duration::from_millis(300));
-    code
+    })
 }
 
 /// Starts the simulator and the daemon, shows what the daemon sends until
