@@ -1,3 +1,7 @@
+//! (Over 450 lines: the client, its request plumbing and the endpoints that
+//! use it are one job; list reads, TLS and the token are in their own
+//! files.)
+//!
 //! `NomadApi`: the reqwest client (timeouts, TLS from `tls`, the
 //! `X-Nomad-Token` header from `token`), the single-document endpoints, and
 //! the request plumbing that turns every failure into a typed `NomadError`

@@ -1,3 +1,7 @@
+//! (Over 450 lines on purpose: one job, one task's life — subscribe, read,
+//! apply, fetch, publish, repair — whose steps share its state and would
+//! only pass it around if split.)
+//!
 //! `--server` on Nomad 1.0+: one full read of the three lists, then Nomad's
 //! event stream (`docs/nomad-events.md`) keeps a `gauges::cluster::
 //! ClusterState` current, so that the cost follows the cluster's changes
