@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Collector, LeaderCheck, PollError, Polled, SeenVersion};
 use crate::config::Config;
@@ -26,13 +26,8 @@ struct NodeWatchers {
     node_id: String,
     node: tokio::sync::watch::Receiver<State<Node>>,
     allocs: tokio::sync::watch::Receiver<State<Vec<Alloc>>>,
-    stop: CancellationToken,
-}
-
-impl Drop for NodeWatchers {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    /// Stops the tasks when dropped.
+    _stop: DropGuard,
 }
 
 /// `--client`: the node the polled agent runs as.
@@ -89,7 +84,7 @@ impl ClientCollector {
                 node_id: id.to_owned(),
                 node: watch::spawn(node, self.api.clone(), self.timing, stop.clone()).0,
                 allocs: watch::spawn(allocs, self.api.clone(), self.timing, stop.clone()).0,
-                stop,
+                _stop: stop.drop_guard(),
             });
         }
         let Some(w) = self.watchers.as_mut() else {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::follow::{self, FollowSetup, Unusable};
 use super::{error_chain, Collector, LeaderCheck, PollError, Polled, SeenVersion};
@@ -34,13 +34,8 @@ struct Watchers {
     nodes: Option<Receiver<NodeView>>,
     allocs: Option<Receiver<AllocUsage>>,
     fallback: Option<tokio::sync::watch::Receiver<Option<Unusable>>>,
-    stop: CancellationToken,
-}
-
-impl Drop for Watchers {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    /// Stops the tasks when dropped.
+    _stop: DropGuard,
 }
 
 /// `--server`: job counts over every namespace the token can see, the node
@@ -162,7 +157,7 @@ impl ServerCollector {
             nodes,
             allocs,
             fallback: None,
-            stop,
+            _stop: stop.drop_guard(),
         });
     }
 
@@ -217,7 +212,7 @@ impl ServerCollector {
                     nodes: channels.nodes,
                     allocs: channels.allocs,
                     fallback: Some(channels.fallback),
-                    stop,
+                    _stop: stop.drop_guard(),
                 });
                 Ok(true)
             }
