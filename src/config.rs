@@ -1,5 +1,5 @@
 //! `StartArgs` + environment → a validated `Config`. Every rule that spans
-//! flags (a mode must be chosen), the `NOMAD_*` conventions, and derived
+//! flags (a role must be chosen), the `NOMAD_*` conventions, and derived
 //! settings (the request timeout) live here; defaults live in `cli`.
 
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub struct Config {
     pub event_stream_timeout: Duration,
     /// Census and capacity gauges (off with `--no-cluster-view`).
     pub cluster_view: bool,
-    /// `--once`: one poll per mode, then exit.
+    /// `--once`: one poll per role, then exit.
     pub once: bool,
     /// `--health-listen`.
     pub health_listen: Option<std::net::SocketAddr>,
@@ -71,7 +71,7 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// No mode chosen; an unreadable token file; a malformed `NOMAD_*` value.
+    /// No role chosen; an unreadable token file; a malformed `NOMAD_*` value.
     pub fn from_args(
         args: StartArgs,
         env: &dyn Fn(&str) -> Option<String>,

@@ -1,4 +1,4 @@
-//! `--health-listen`: `GET /healthz` answers 200 while every enabled mode
+//! `--health-listen`: `GET /healthz` answers 200 while every enabled role
 //! has polled successfully within the last three intervals (or the daemon
 //! started less than three intervals ago), else 503 with the reason. For
 //! container and Kubernetes probes. The HTTP side is `listen`'s.
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::listen::{Endpoint, Reply};
 use crate::role::Role;
 
-/// A mode is unhealthy after this many intervals without a successful poll.
+/// A role is unhealthy after this many intervals without a successful poll.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
 
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ struct RoleState {
     last_error: Option<String>,
 }
 
-/// What each enabled mode last did.
+/// What each enabled role last did.
 #[derive(Debug)]
 pub struct HealthBoard {
     interval: Duration,
@@ -61,7 +61,7 @@ impl HealthBoard {
         }
     }
 
-    /// (healthy, one line per mode).
+    /// (healthy, one line per role).
     #[must_use]
     pub fn verdict(&self) -> (bool, String) {
         let limit = self.interval * STALE_AFTER_INTERVALS;

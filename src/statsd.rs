@@ -175,7 +175,7 @@ impl MetricSink for StdoutSink {
     }
 }
 
-/// One limiter for the whole process (both modes, the resolver thread).
+/// One limiter for the whole process (both roles, the resolver thread).
 static LIMITER: WarnLimiter = WarnLimiter {
     last_warn_secs: AtomicU64::new(0),
 };

@@ -153,7 +153,7 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 /// The daemon's configuration, made the way `start` makes it, from a
-/// command line: both modes, the simulator, the capture socket.
+/// command line: both roles, the simulator, the capture socket.
 fn daemon_config(
     nomad: SocketAddr,
     statsd: SocketAddr,

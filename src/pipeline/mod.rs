@@ -124,7 +124,7 @@ pub trait Collector: Send {
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finished {
-    /// The last poll of some mode failed (what `--once` exits non-zero on).
+    /// The last poll of some role failed (what `--once` exits non-zero on).
     pub last_poll_failed: bool,
 }
 

@@ -29,7 +29,7 @@ impl Sim {
         match self.step % EVENT_CYCLE {
             4 => {
                 // Every other cycle drains the agent's own node, so the
-                // client mode shows `drain:true` too.
+                // the client role shows `drain:true` too.
                 let ready: Vec<usize> = (0..self.nodes.len())
                     .filter(|&n| self.nodes[n].schedulable())
                     .collect();
