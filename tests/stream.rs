@@ -713,3 +713,30 @@ async fn snapshot_restore_then_a_change_at_the_last_applied_index() {
     daemon.stop().await;
     statsd.assert_clean();
 }
+
+/// Nomad 1.9.6 / 1.10.0+ expand `namespace=*` when subscribing: a job in a
+/// namespace created later sends no event to that subscription. The daemon
+/// watches `/v1/namespaces`, subscribes again and re-reads; on a version
+/// with a true wildcard it does not watch at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_namespace_is_covered_by_a_new_subscription() {
+    let nomad = FakeNomad::start("2.0.5").await;
+    let (statsd, daemon) = start_server(&nomad, &[]).await;
+    assert_fresh(&nomad, &statsd, "start").await;
+    wait_until("the namespace watch", || {
+        !daemon_on(&nomad, "/v1/namespaces").is_empty()
+    })
+    .await;
+    let before = daemon_on(&nomad, STREAM).len();
+    nomad.create_namespace("later");
+    nomad.register_job("later", "job-in-a-new-namespace", "service");
+    stream_requests(&nomad, before + 1).await;
+    assert_fresh(&nomad, &statsd, "after a namespace was created").await;
+    daemon.stop().await;
+
+    let wildcard = FakeNomad::start_emulating("1.9.5").await;
+    let (statsd, daemon) = start_server(&wildcard, &[]).await;
+    assert_fresh(&wildcard, &statsd, "1.9.5").await;
+    daemon.stop().await;
+    assert!(daemon_on(&wildcard, "/v1/namespaces").is_empty());
+}

@@ -110,6 +110,14 @@ impl fmt::Display for NomadVersion {
     }
 }
 
+/// One element of `GET /v1/namespaces` (`structs.Namespace`, 0.12+ in
+/// OSS), trimmed to its name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Namespace {
+    pub name: String,
+}
+
 /// `GET /v1/node/<id>` (the full node) or one element of `GET /v1/nodes`
 /// (a `NodeListStub`, which has the same field names), trimmed to what the
 /// gauges need.

@@ -77,6 +77,16 @@ impl ListPlan {
         query
     }
 
+    /// `GET /v1/namespaces`: watched while following the event stream on
+    /// versions whose `namespace=*` covers only the namespaces that existed
+    /// at subscribe time (`docs/nomad-events.md`).
+    #[must_use]
+    pub fn namespaces(opts: &QueryOptions) -> Self {
+        let mut plan = Self::new("namespaces", "/v1/namespaces", opts);
+        plan.optional = true;
+        plan
+    }
+
     /// `GET /v1/node/<id>/allocations` (`--client`): every allocation of the
     /// node, terminal ones included until GC, with the client's request
     /// timeout (one node's list is small).

@@ -54,6 +54,7 @@ impl ListElement for JobStub {
 
 impl ListElement for super::model::Node {}
 impl ListElement for super::model::Alloc {}
+impl ListElement for super::model::Namespace {}
 /// Any JSON (tests, benchmarks).
 impl ListElement for serde_json::Value {}
 /// Checks and drops every element (benchmarks).

@@ -21,13 +21,14 @@
 //! that is (or turned) dead, to tell `complete` from `dead`, and whether a
 //! job whose deregistration is ambiguous still exists.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::gauges::cluster::{ClusterState, JobRef, SummaryFetch, Table};
 use crate::gauges::server::{AllocUsage, JobCounts, NodeView};
@@ -36,9 +37,9 @@ use crate::nomad::events::{
     SubscribeOptions,
 };
 use crate::nomad::features::{Features, StreamFeatures, StreamNamespaces};
-use crate::nomad::model::Node;
-use crate::nomad::queries::{ListPlan, ServerLists};
-use crate::nomad::watch::State;
+use crate::nomad::model::{Namespace, Node};
+use crate::nomad::queries::{ListPlan, QueryOptions, ServerLists};
+use crate::nomad::watch::{Fold, State, WatchTiming};
 use crate::nomad::{Block, EventStream, ListOutcome, NomadApi, NomadError};
 
 /// Frames queued between the reader and the state (the reader must keep
@@ -260,8 +261,14 @@ pub async fn start(
 enum Ended {
     Stream(StreamError),
     Http(NomadError),
-    Backwards { last: u64, got: u64 },
+    Backwards {
+        last: u64,
+        got: u64,
+    },
     Reconcile,
+    /// A namespace appeared that this subscription's `namespace=*` does not
+    /// cover (Nomad 1.9.6 / 1.10.0+ expand it at subscribe time).
+    NewNamespace,
     Stopped,
 }
 
@@ -274,6 +281,9 @@ impl std::fmt::Display for Ended {
                 write!(f, "the stream's index went backwards ({last} → {got})")
             }
             Ended::Reconcile => f.write_str("periodic reconcile"),
+            Ended::NewNamespace => f.write_str(
+                "a namespace was created, which namespace=* covers only from a new subscription",
+            ),
             Ended::Stopped => f.write_str("stopped"),
         }
     }
@@ -492,6 +502,7 @@ async fn follow(
     reread_in: Duration,
 ) -> (Ended, u64) {
     let reconcile_at = Instant::now() + reread_in;
+    let mut namespaces = NamespaceWatch::start(setup, features, stop);
     let mut publish = tokio::time::interval(setup.interval);
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = true;
@@ -549,6 +560,73 @@ async fn follow(
                 }
             }
             () = tokio::time::sleep_until(reconcile_at) => return (Ended::Reconcile, lines),
+            grown = namespaces.grown() => if grown {
+                return (Ended::NewNamespace, lines);
+            },
+        }
+    }
+}
+
+/// On versions whose `namespace=*` covers only the namespaces that existed
+/// at subscribe time: `/v1/namespaces` kept by a blocking query, to notice
+/// a new one (a token that may not list namespaces leaves it to the
+/// reconcile).
+struct NamespaceWatch {
+    rx: Option<watch::Receiver<State<Vec<String>>>>,
+    known: Option<BTreeSet<String>>,
+    _stop: Option<DropGuard>,
+}
+
+impl NamespaceWatch {
+    fn start(setup: &FollowSetup, features: &StreamFeatures, stop: &CancellationToken) -> Self {
+        let needed =
+            setup.namespace.is_none() && features.namespaces == StreamNamespaces::AtSubscribe;
+        if !needed {
+            return Self {
+                rx: None,
+                known: None,
+                _stop: None,
+            };
+        }
+        let stop = stop.child_token();
+        let source = Fold::new(
+            ListPlan::namespaces(&QueryOptions::default()),
+            Vec::new,
+            |names: &mut Vec<String>, ns: Namespace| names.push(ns.name),
+        );
+        let timing = WatchTiming {
+            interval: setup.interval,
+            wait: crate::nomad::watch::MAX_WAIT,
+            resync: setup.reconcile,
+        };
+        let rx = crate::nomad::watch::spawn(source, setup.api.clone(), timing, stop.clone()).0;
+        Self {
+            rx: Some(rx),
+            known: None,
+            _stop: Some(stop.drop_guard()),
+        }
+    }
+
+    /// Resolves when the list changed: true when a namespace was added
+    /// since the first answer (the subscription's baseline).
+    async fn grown(&mut self) -> bool {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        if rx.changed().await.is_err() {
+            self.rx = None;
+            return false;
+        }
+        let names: BTreeSet<String> = match &*rx.borrow() {
+            State::Ready(names) => names.iter().cloned().collect(),
+            _ => return false,
+        };
+        match &self.known {
+            Some(known) if !names.is_subset(known) => true,
+            _ => {
+                self.known = Some(names);
+                false
+            }
         }
     }
 }
