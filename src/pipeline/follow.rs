@@ -123,6 +123,15 @@ struct Senders {
 
 impl Senders {
     fn publish(&self, state: &ClusterState) {
+        let (jobs, allocs, nodes) = state.len();
+        tracing::debug!(
+            jobs,
+            allocs,
+            nodes,
+            summaries_pending = state.summary_fetches_pending(),
+            state_bytes = state.approx_bytes(),
+            "event stream: publishing the aggregates"
+        );
         self.jobs
             .send_replace(State::Ready(Arc::new(state.job_counts().clone())));
         let (nodes_error, allocs_error) = self
