@@ -333,8 +333,15 @@ impl NomadApi {
                 return Err(too_large());
             }
             let mut body = Vec::new();
+            // A blocking query may wait for its answer; the body, once it
+            // comes, must not take longer than a plain read.
+            let body_deadline = tokio::time::Instant::now() + self.timeout;
             let mut chunks = response.bytes_stream();
-            while let Some(chunk) = chunks.next().await {
+            loop {
+                let next = tokio::time::timeout_at(body_deadline, chunks.next())
+                    .await
+                    .map_err(|_| self.timeout_error(path))?;
+                let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(|e| self.body_error(path, e))?;
                 if (body.len() + chunk.len()) as u64 > limit {
                     return Err(too_large());

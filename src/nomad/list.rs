@@ -61,7 +61,8 @@ impl NomadApi {
                 params.push(("next_token", token.clone()));
             }
             let block = query.block.filter(|_| pages == 0);
-            let mut timeout = query.timeout.unwrap_or(self.timeout);
+            let body_timeout = query.timeout.unwrap_or(self.timeout);
+            let mut timeout = body_timeout;
             if let Some(b) = block {
                 params.push(("index", b.index.to_string()));
                 params.push(("wait", format!("{}ms", b.wait.as_millis())));
@@ -74,7 +75,7 @@ impl NomadApi {
                 .read_page(
                     query.path,
                     &borrowed,
-                    timeout,
+                    (timeout, body_timeout),
                     block.map(|b| b.index),
                     &mut on_item,
                 )
@@ -115,7 +116,7 @@ impl NomadApi {
         &self,
         path: &str,
         query: &[(&str, &str)],
-        timeout: Duration,
+        (timeout, body_timeout): (Duration, Duration),
         unchanged_at: Option<u64>,
         on_item: &mut impl FnMut(u64, T),
     ) -> Result<Option<Page>, NomadError> {
@@ -151,8 +152,15 @@ impl NomadApi {
                     source: Box::new(other),
                 },
             };
+            // A blocking query may wait for its answer; the body, once it
+            // comes, must not take longer than a plain read.
+            let body_deadline = tokio::time::Instant::now() + body_timeout;
             let mut chunks = response.bytes_stream();
-            while let Some(chunk) = chunks.next().await {
+            loop {
+                let next = tokio::time::timeout_at(body_deadline, chunks.next())
+                    .await
+                    .map_err(|_| self.timeout_error(path))?;
+                let Some(chunk) = next else { break };
                 let chunk = chunk.map_err(|e| self.body_error(path, e))?;
                 total += chunk.len() as u64;
                 if total > MAX_LIST_BYTES {
