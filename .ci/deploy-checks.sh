@@ -519,6 +519,18 @@ PY
   [[ $user == 65532:65532 ]] || { echo "image user is '$user', want 65532:65532"; return 1; }
   podman run --rm "$image" --version || return 1
 
+  # The README's first command, from the image: the built-in simulated
+  # cluster, both roles, the live view; Ctrl-C (SIGINT) ends it with 0.
+  local demo_out demo_code=0
+  demo_out=$(timeout --preserve-status -s INT 8 \
+    podman run --rm --read-only --cap-drop=ALL "$image" demo --interval 1s 2>&1) || demo_code=$?
+  if [[ $demo_code != 0 ]] ||
+    ! grep -q 'server role (circle.nomad.server_agent' <<<"$demo_out" ||
+    ! grep -q 'client role (circle.nomad.client_agent' <<<"$demo_out"; then
+    echo "demo from the image (exit $demo_code):"; tail -n 20 <<<"$demo_out"; return 1
+  fi
+  echo "PASS demo runs from the image and stops with 0 on SIGINT"
+
   # The fake Nomad and the DogStatsD capture, both on 127.0.0.1.
   "$py" -c "$fake_nomad_py" "$work/nomad.port" smoke-token 2>"$work/fake-nomad.log" &
   pids+=($!)
