@@ -286,6 +286,20 @@ impl NomadApi {
         }
     }
 
+    /// The next chunk of a body, or `None` at its end; `Timeout` when it
+    /// has not come by `deadline`.
+    pub(super) async fn next_chunk(
+        &self,
+        response: &mut Response,
+        path: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<bytes::Bytes>, NomadError> {
+        tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .map_err(|_| self.timeout_error(path))?
+            .map_err(|e| self.body_error(path, e))
+    }
+
     /// GETs one JSON document of at most `limit` bytes.
     async fn get_document<T: DeserializeOwned>(
         &self,
@@ -336,13 +350,8 @@ impl NomadApi {
             // A blocking query may wait for its answer; the body, once it
             // comes, must not take longer than a plain read.
             let body_deadline = tokio::time::Instant::now() + self.timeout;
-            let mut chunks = response.bytes_stream();
-            loop {
-                let next = tokio::time::timeout_at(body_deadline, chunks.next())
-                    .await
-                    .map_err(|_| self.timeout_error(path))?;
-                let Some(chunk) = next else { break };
-                let chunk = chunk.map_err(|e| self.body_error(path, e))?;
+            let mut response = response;
+            while let Some(chunk) = self.next_chunk(&mut response, path, body_deadline).await? {
                 if (body.len() + chunk.len()) as u64 > limit {
                     return Err(too_large());
                 }

@@ -8,8 +8,6 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
-
 use super::api::{content_type, header_u64, NomadApi, MAX_ELEMENT_BYTES, MAX_LIST_BYTES};
 use super::error::NomadError;
 use super::skim::ListElement;
@@ -155,13 +153,8 @@ impl NomadApi {
             // A blocking query may wait for its answer; the body, once it
             // comes, must not take longer than a plain read.
             let body_deadline = tokio::time::Instant::now() + body_timeout;
-            let mut chunks = response.bytes_stream();
-            loop {
-                let next = tokio::time::timeout_at(body_deadline, chunks.next())
-                    .await
-                    .map_err(|_| self.timeout_error(path))?;
-                let Some(chunk) = next else { break };
-                let chunk = chunk.map_err(|e| self.body_error(path, e))?;
+            let mut response = response;
+            while let Some(chunk) = self.next_chunk(&mut response, path, body_deadline).await? {
                 total += chunk.len() as u64;
                 if total > MAX_LIST_BYTES {
                     return Err(NomadError::TooLarge {
