@@ -63,6 +63,15 @@ fn diff(want: &Gauges, got: &Gauges) -> String {
 }
 
 fn daemon_config(nomad: &FakeNomad, statsd: &StatsdCapture, extra: &[&str]) -> Config {
+    daemon_config_env(nomad, statsd, extra, &[])
+}
+
+fn daemon_config_env(
+    nomad: &FakeNomad,
+    statsd: &StatsdCapture,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Config {
     let url = nomad.url();
     let port = statsd.port().to_string();
     let mut args = vec![
@@ -76,7 +85,7 @@ fn daemon_config(nomad: &FakeNomad, statsd: &StatsdCapture, extra: &[&str]) -> C
         FAST,
     ];
     args.extend_from_slice(extra);
-    config(&args, &[])
+    config(&args, env)
 }
 
 /// A capture and a `--server` daemon (plus `extra`) against `nomad`.
@@ -720,8 +729,17 @@ async fn snapshot_restore_then_a_change_at_the_last_applied_index() {
 /// with a true wildcard it does not watch at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_namespace_is_covered_by_a_new_subscription() {
+    // With no NOMAD_NAMESPACE, and with NOMAD_NAMESPACE=* (what the Nomad
+    // server job of the deploy guide sets): both mean every namespace.
+    for env in [&[][..], &[("NOMAD_NAMESPACE", "*")][..]] {
+        new_namespace_followed(env).await;
+    }
+}
+
+async fn new_namespace_followed(env: &[(&str, &str)]) {
     let nomad = FakeNomad::start("2.0.5").await;
-    let (statsd, daemon) = start_server(&nomad, &[]).await;
+    let statsd = StatsdCapture::start().await;
+    let daemon = Daemon::start(daemon_config_env(&nomad, &statsd, &["--server"], env));
     assert_fresh(&nomad, &statsd, "start").await;
     wait_until("the namespace watch", || {
         !daemon_on(&nomad, "/v1/namespaces").is_empty()
@@ -733,7 +751,12 @@ async fn a_new_namespace_is_covered_by_a_new_subscription() {
     stream_requests(&nomad, before + 1).await;
     assert_fresh(&nomad, &statsd, "after a namespace was created").await;
     daemon.stop().await;
+}
 
+/// On a version whose `namespace=*` is a true wildcard there is nothing to
+/// watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_namespace_watch_where_the_wildcard_is_true() {
     let wildcard = FakeNomad::start_emulating("1.9.5").await;
     let (statsd, daemon) = start_server(&wildcard, &[]).await;
     assert_fresh(&wildcard, &statsd, "1.9.5").await;

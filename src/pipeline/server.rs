@@ -179,7 +179,10 @@ impl ServerCollector {
             this.stream_refused = Some(version);
             Ok(false)
         };
-        if let Some(why) = follow::unusable(&features, self.queries.namespace.as_deref()) {
+        // `NOMAD_NAMESPACE=*` (what the deploy guide's server job sets) means
+        // every namespace, as no namespace at all does.
+        let namespace = self.queries.namespace.clone().filter(|ns| ns != "*");
+        if let Some(why) = follow::unusable(&features, namespace.as_deref()) {
             return refused(self, why);
         }
         // Where a job purge emits no event (before 1.7.5 / 1.8.0), deleted
@@ -192,7 +195,7 @@ impl ServerCollector {
             api: self.api.clone(),
             features,
             lists: ServerLists::new(&features, &self.queries),
-            namespace: self.queries.namespace.clone(),
+            namespace,
             interval: self.timing.interval,
             reconcile,
             silence: settings.silence,
