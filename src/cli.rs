@@ -138,8 +138,9 @@ pub struct StartArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub page_size: u32,
 
-    /// Force a full re-read of --server lists this often even when Nomad
-    /// reports no change (blocking queries skip unchanged lists otherwise).
+    /// Force a full re-read of what blocking queries keep (the --server
+    /// lists without the event stream, the --client node and allocations)
+    /// this often, even when Nomad reports no change.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_interval)]
     pub resync: Duration,
 
