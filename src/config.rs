@@ -1,3 +1,5 @@
+//! (Over 450 lines only with its tests, which are 190 of them.)
+//!
 //! `StartArgs` + environment → a validated `Config`. Every rule that spans
 //! flags (a role must be chosen), the `NOMAD_*` conventions, and derived
 //! settings (the request timeout) live here; defaults live in `cli`.

@@ -1,3 +1,7 @@
+//! (Just over 450 lines: the cluster's state, its seeded randomness and the
+//! queries on it are one job; how a step changes it is in `life.rs`, its
+//! JSON in `json.rs`.)
+//!
 //! The simulated cluster behind `nomad-metrics demo`: six nodes (two
 //! datacenters, two classes and node pools), two service jobs, a system job
 //! and a stream of batch "builds", advanced one `step` at a time. Each step

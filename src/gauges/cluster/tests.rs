@@ -1,3 +1,6 @@
+//! (Over 450 lines: most of it is the simulated cluster the property test
+//! needs, a model of Nomad's transactions and the event lines they write.)
+//!
 //! Tests of the incremental cluster state, with a small simulated cluster
 //! that writes event lines the way Nomad does.
 

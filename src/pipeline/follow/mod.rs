@@ -1,6 +1,7 @@
-//! (Over 450 lines on purpose: one job, one task's life — subscribe, read,
-//! apply, fetch, publish, repair — whose steps share its state and would
-//! only pass it around if split.)
+//! (Over 450 lines on purpose: one task's life — subscribe, apply, fetch,
+//! publish, repair — whose steps share its state. The full read is in
+//! `read.rs`, the per-change reads in `fetch.rs`, the namespace watch in
+//! `namespaces.rs`.)
 //!
 //! `--server` on Nomad 1.0+: one full read of the three lists, then Nomad's
 //! event stream (`docs/nomad-events.md`) keeps a `gauges::cluster::
@@ -21,26 +22,31 @@
 //! that is (or turned) dead, to tell `complete` from `dead`, and whether a
 //! job whose deregistration is ambiguous still exists.
 
-use std::collections::BTreeSet;
+mod fetch;
+mod namespaces;
+mod read;
+
+use fetch::{run_fetch, settle, Fetch};
+use namespaces::NamespaceWatch;
+use read::full_read;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
-use crate::gauges::cluster::{ClusterState, JobRef, SummaryFetch, Table};
+use crate::gauges::cluster::{ClusterState, JobRef};
 use crate::gauges::server::{AllocUsage, JobCounts, NodeView};
 use crate::nomad::events::{
-    self, AllocEvent, Frame, JobListEntry, LineDecoder, NamespaceScope, StreamCursor, StreamError,
-    SubscribeOptions,
+    self, Frame, LineDecoder, NamespaceScope, StreamCursor, StreamError, SubscribeOptions,
 };
 use crate::nomad::features::{Features, StreamFeatures, StreamNamespaces};
-use crate::nomad::model::{Namespace, Node};
-use crate::nomad::queries::{ListPlan, QueryOptions, ServerLists};
-use crate::nomad::watch::{Fold, State, WatchTiming};
-use crate::nomad::{Block, EventStream, ListOutcome, NomadApi, NomadError};
+use crate::nomad::queries::ServerLists;
+use crate::nomad::watch::State;
+use crate::nomad::{EventStream, NomadApi, NomadError};
 
 /// Frames queued between the reader and the state (the reader must keep
 /// pace with Nomad, which drops a subscriber that falls behind).
@@ -48,7 +54,7 @@ const QUEUED_FRAMES: usize = 4096;
 /// Summary and existence checks in flight at once.
 const MAX_FETCHES: usize = 8;
 /// How long a summary read waits for the event's index to be readable.
-const SUMMARY_WAIT: Duration = Duration::from_secs(2);
+pub(super) const SUMMARY_WAIT: Duration = Duration::from_secs(2);
 /// Streams that end before their first line, in a row, before giving up on
 /// the stream (Nomad 1.11.2+ answers a refused token with 200 and EOF).
 const EMPTY_STREAMS_LIMIT: u32 = 3;
@@ -167,7 +173,7 @@ impl Senders {
 }
 
 /// Why the node and the allocation list could not be read, if they could not.
-type ViewErrors = (Option<Arc<NomadError>>, Option<Arc<NomadError>>);
+pub(super) type ViewErrors = (Option<Arc<NomadError>>, Option<Arc<NomadError>>);
 
 /// An optional list that could not be read: refused (403) or failed.
 fn unavailable<A>(err: &Arc<NomadError>) -> State<A> {
@@ -492,12 +498,6 @@ async fn read_frames(
     }
 }
 
-/// A fetch the state asked for.
-enum Fetch {
-    Summary(SummaryFetch),
-    Exists(JobRef),
-}
-
 /// Applies frames until the subscription ends; returns why, and how many
 /// lines it carried (heartbeats included).
 #[allow(clippy::too_many_arguments)]
@@ -580,70 +580,6 @@ async fn follow(
     }
 }
 
-/// On versions whose `namespace=*` covers only the namespaces that existed
-/// at subscribe time: `/v1/namespaces` kept by a blocking query, to notice
-/// a new one (a token that may not list namespaces leaves it to the
-/// reconcile).
-struct NamespaceWatch {
-    rx: Option<watch::Receiver<State<Vec<String>>>>,
-    known: Option<BTreeSet<String>>,
-    _stop: Option<DropGuard>,
-}
-
-impl NamespaceWatch {
-    fn start(setup: &FollowSetup, features: &StreamFeatures, stop: &CancellationToken) -> Self {
-        let needed =
-            setup.namespace.is_none() && features.namespaces == StreamNamespaces::AtSubscribe;
-        if !needed {
-            return Self {
-                rx: None,
-                known: None,
-                _stop: None,
-            };
-        }
-        let stop = stop.child_token();
-        let source = Fold::new(
-            ListPlan::namespaces(&QueryOptions::default()),
-            Vec::new,
-            |names: &mut Vec<String>, ns: Namespace| names.push(ns.name),
-        );
-        let timing = WatchTiming {
-            interval: setup.interval,
-            wait: crate::nomad::watch::MAX_WAIT,
-            resync: setup.reconcile,
-        };
-        let rx = crate::nomad::watch::spawn(source, setup.api.clone(), timing, stop.clone()).0;
-        Self {
-            rx: Some(rx),
-            known: None,
-            _stop: Some(stop.drop_guard()),
-        }
-    }
-
-    /// Resolves when the list changed: true when a namespace was added
-    /// since the first answer (the subscription's baseline).
-    async fn grown(&mut self) -> bool {
-        let Some(rx) = self.rx.as_mut() else {
-            return std::future::pending().await;
-        };
-        if rx.changed().await.is_err() {
-            self.rx = None;
-            return false;
-        }
-        let names: BTreeSet<String> = match &*rx.borrow() {
-            State::Ready(names) => names.iter().cloned().collect(),
-            _ => return false,
-        };
-        match &self.known {
-            Some(known) if !names.is_subset(known) => true,
-            _ => {
-                self.known = Some(names);
-                false
-            }
-        }
-    }
-}
-
 /// Applies one frame; an index below the last applied one ends the
 /// subscription (the server's state went back: a restore, another server).
 fn apply(
@@ -671,120 +607,4 @@ fn apply(
         checks.extend(state.apply_frame(&events, features));
     }
     Ok(())
-}
-
-async fn run_fetch(
-    api: NomadApi,
-    fetch: Fetch,
-) -> (
-    Fetch,
-    Result<Option<crate::nomad::model::JobSummary>, NomadError>,
-) {
-    let (namespace, job_id, index) = match &fetch {
-        Fetch::Summary(f) => (f.namespace.clone(), f.job_id.clone(), f.after_index),
-        Fetch::Exists(j) => (j.namespace.clone(), j.job_id.clone(), j.index),
-    };
-    let block = (index > 0).then(|| Block {
-        index: index - 1,
-        wait: SUMMARY_WAIT,
-    });
-    let result = api.job_summary(&namespace, &job_id, block).await;
-    (fetch, result)
-}
-
-/// Applies a fetched summary (or the job's absence) to the state.
-fn settle(
-    state: &mut ClusterState,
-    fetch: Fetch,
-    result: Result<Option<crate::nomad::model::JobSummary>, NomadError>,
-) -> Result<(), NomadError> {
-    match (fetch, result) {
-        (Fetch::Summary(f), Ok(Some(summary))) => {
-            state.apply_summary(&f.namespace, &f.job_id, &summary);
-        }
-        (Fetch::Summary(f), Ok(None)) => state.remove_job(&f.namespace, &f.job_id, f.after_index),
-        (Fetch::Exists(j), Ok(Some(summary))) => {
-            state.apply_summary(&j.namespace, &j.job_id, &summary);
-        }
-        (Fetch::Exists(j), Ok(None)) => state.remove_job(&j.namespace, &j.job_id, j.index),
-        (Fetch::Summary(f), Err(err)) => {
-            state.requeue_summary(f);
-            return Err(err);
-        }
-        (Fetch::Exists(j), Err(err)) => {
-            // Asked again at the next reconcile at the latest.
-            tracing::debug!(job = %j.job_id, "existence check failed");
-            return Err(err);
-        }
-    }
-    Ok(())
-}
-
-/// Reads the three lists into a fresh state, one element at a time (the
-/// lists are never held).
-async fn full_read(setup: &FollowSetup) -> Result<(ClusterState, ViewErrors), NomadError> {
-    let state = std::sync::Mutex::new(ClusterState::new(setup.features.lifecycle));
-    let api = &setup.api;
-    let add = |f: &mut dyn FnMut(&mut ClusterState)| {
-        if let Ok(mut state) = state.lock() {
-            f(&mut state);
-        }
-    };
-    let jobs = async {
-        let index = read_list(api, &setup.lists.jobs, |at, job: JobListEntry| {
-            add(&mut |s| s.add_job(at, &job));
-        })
-        .await?;
-        add(&mut |s| s.listed(Table::Jobs, index));
-        Ok::<_, NomadError>(())
-    };
-    let nodes = async {
-        if !setup.cluster_view {
-            return Ok(());
-        }
-        let index = read_list(api, &setup.lists.nodes, |at, node: Node| {
-            add(&mut |s| s.add_node(at, &node));
-        })
-        .await?;
-        add(&mut |s| s.listed(Table::Nodes, index));
-        Ok(())
-    };
-    let allocs = async {
-        let Some(plan) = setup
-            .lists
-            .allocations
-            .as_ref()
-            .filter(|_| setup.cluster_view)
-        else {
-            return Ok(());
-        };
-        let index = read_list(api, plan, |at, alloc: AllocEvent| {
-            add(&mut |s| s.add_alloc(at, &alloc));
-        })
-        .await?;
-        add(&mut |s| s.listed(Table::Allocs, index));
-        Ok(())
-    };
-    let (jobs, nodes, allocs) = tokio::join!(jobs, nodes, allocs);
-    jobs?;
-    let errors = (nodes.err().map(Arc::new), allocs.err().map(Arc::new));
-    let state = state.into_inner().map_err(|_| NomadError::Missing {
-        path: String::new(),
-        what: "the full read was interrupted",
-    })?;
-    Ok((state, errors))
-}
-
-/// Reads one list, handing each element with its page's index; returns
-/// the list's index.
-async fn read_list<T: crate::nomad::skim::ListElement>(
-    api: &NomadApi,
-    plan: &ListPlan,
-    mut add: impl FnMut(u64, T),
-) -> Result<u64, NomadError> {
-    let outcome = api.list_indexed(&plan.query(None), &mut add).await?;
-    Ok(match outcome {
-        ListOutcome::Read { index, .. } => index.unwrap_or(0),
-        ListOutcome::Unchanged { index } => index,
-    })
 }
