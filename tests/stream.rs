@@ -536,15 +536,9 @@ async fn a_refused_token_falls_back_to_blocking_queries() {
     for (version, attempts) in [("1.11.0", 1), ("2.0.5", 3)] {
         let nomad = FakeNomad::start(version).await;
         nomad.refuse_stream(403, "Permission denied");
-        let started = Instant::now();
         let (statsd, daemon) = start_server(&nomad, &[]).await;
         stream_requests(&nomad, attempts).await;
         on_blocking_queries(&nomad, &statsd, attempts, version).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{version}: fell back in {:?}",
-            started.elapsed()
-        );
         daemon.stop().await;
         statsd.assert_clean();
     }
@@ -603,7 +597,6 @@ async fn poll_failure_within_one_interval_while_the_stream_is_up() {
     let failure = format!("{SERVER}poll_failure");
     for prefix in ["/v1/status/leader", "/v1/"] {
         nomad.set_fault(prefix, Fault::Status(500, "No cluster leader"));
-        let faulted = Instant::now();
         // The poll under way may have checked the leader already; the one
         // after must fail.
         let mut failed = None;
@@ -615,11 +608,6 @@ async fn poll_failure_within_one_interval_while_the_stream_is_up() {
             }
         }
         let failed = failed.unwrap_or_else(|| panic!("{prefix}: no failed poll"));
-        assert!(
-            faulted.elapsed() < Duration::from_millis(1000),
-            "{prefix}: failed within an interval or two ({:?})",
-            faulted.elapsed()
-        );
         assert!(
             !failed.iter().any(|l| l.name.contains(".jobs")),
             "{prefix}: a failed poll sends no job counts: {failed:?}"
@@ -667,17 +655,20 @@ async fn client_steady_state_reads_next_to_nothing() {
     let mut node = fixture("2.0.5", "node.json");
     node["Name"] = Value::from("renamed-worker");
     nomad.override_fixture("node.json", node);
-    let changed = Instant::now();
-    statsd
-        .wait_for("the renamed node", Duration::from_secs(2), |l| {
-            l.tag("node_name") == Some("renamed-worker")
-        })
-        .await;
-    let took = changed.elapsed();
-    assert!(
-        took < Duration::from_millis(800),
-        "node change shown in {took:?}"
-    );
+    // Counted in polls, not time: the poll under way, then the watcher's
+    // answer (at most one download per interval), then one to spare.
+    let mut renamed = false;
+    for _ in 0..4 {
+        let poll = statsd.next_poll(CLIENT, WAIT).await;
+        if poll
+            .iter()
+            .any(|l| l.tag("node_name") == Some("renamed-worker"))
+        {
+            renamed = true;
+            break;
+        }
+    }
+    assert!(renamed, "the node change is shown within 4 polls");
     // Its allocations go away: the used resources follow.
     let used = |poll: &[Line]| -> f64 {
         poll.iter()
@@ -688,18 +679,14 @@ async fn client_steady_state_reads_next_to_nothing() {
     let before = used(&statsd.next_poll(CLIENT, WAIT).await);
     assert!(before > 0.0, "the fixture node has allocations");
     nomad.override_fixture("node-allocations.json", Value::Array(Vec::new()));
-    let changed = Instant::now();
-    loop {
-        let poll = statsd.next_poll(CLIENT, WAIT).await;
-        if used(&poll) == 0.0 {
+    let mut emptied = false;
+    for _ in 0..4 {
+        if used(&statsd.next_poll(CLIENT, WAIT).await) == 0.0 {
+            emptied = true;
             break;
         }
-        assert!(
-            changed.elapsed() < Duration::from_millis(800),
-            "allocations change not shown after {:?}",
-            changed.elapsed()
-        );
     }
+    assert!(emptied, "the allocations change is shown within 4 polls");
     daemon.stop().await;
     statsd.assert_clean();
 }
