@@ -310,9 +310,15 @@ mod tests {
         let api = api(sim.addr);
         let agent = api.agent_self().await.unwrap();
         let id = agent.node_id().unwrap().to_owned();
-        let node = api.node(&id).await.unwrap();
+        let (node, _) = api.node_blocking(&id, None).await.unwrap().unwrap();
         assert_eq!(node.id, id);
-        assert!(api.node_allocations(&id).await.is_ok());
+        let plan = crate::nomad::queries::ListPlan::node_allocations(&id);
+        let mut allocs = 0;
+        api.list(&plan.query(None), |_: crate::nomad::model::Alloc| {
+            allocs += 1
+        })
+        .await
+        .unwrap();
         assert_eq!(api.leader().await.unwrap(), "127.0.0.1:4647");
         assert_eq!(get(sim.addr, "/v1/node/nope").await.0, 404);
         assert_eq!(get(sim.addr, "/v1/elsewhere").await.0, 404);

@@ -270,7 +270,9 @@ fn normal_ns(ns: Option<&str>) -> &str {
 
 impl ClusterState {
     /// An empty state, ready for a full read (rows and events in any
-    /// order); `read_done` or `replace_with` ends the read.
+    /// order); `read_done` ends the read. A reconcile builds a new state and
+    /// drops the old one: the new read holds every job's summary, and the
+    /// frames after it queue their own fetches.
     #[must_use]
     pub fn new(rules: LifecycleRules) -> Self {
         Self {
@@ -312,26 +314,6 @@ impl ClusterState {
         for a in self.allocs.values() {
             if let Some(j) = self.jobs.get_mut(&a.job) {
                 j.live_allocs = j.live_allocs.saturating_add(1);
-            }
-        }
-    }
-
-    /// Swaps in a fresh full read (a reconcile). Summary fetches queued for
-    /// events after the fresh read's job index are kept where the job
-    /// still needs one; the rest were answered by the read's summaries.
-    pub fn replace_with(&mut self, mut fresh: ClusterState) {
-        fresh.read_done();
-        let old = std::mem::replace(self, fresh);
-        let mut old_pending = old.pending;
-        for key in old.queue {
-            let Some(f) = old_pending.remove(&key) else {
-                continue;
-            };
-            if f.after_index > self.floor_jobs {
-                let key = self.job_key(&f.namespace, &f.job_id);
-                if self.jobs.get(&key).is_some_and(needs_summary) {
-                    self.queue_summary(key, &f.namespace, &f.job_id, f.after_index);
-                }
             }
         }
     }

@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::error::NomadError;
-use super::list::{Block, ListQuery};
-use super::model::{AgentSelf, Alloc, JobSummary, Node};
+use super::list::Block;
+use super::model::{AgentSelf, JobSummary, Node};
 use super::tls::{self, TlsOptions};
 use super::token::{Token, TokenSource};
 
@@ -145,29 +145,6 @@ impl NomadApi {
     /// Any `NomadError`.
     pub async fn agent_self(&self) -> Result<AgentSelf, NomadError> {
         self.get_document("/v1/agent/self", MAX_AGENT_BYTES).await
-    }
-
-    /// `GET /v1/node/<id>`.
-    ///
-    /// # Errors
-    ///
-    /// Any `NomadError`; 404 when the node is unknown.
-    pub async fn node(&self, node_id: &str) -> Result<Node, NomadError> {
-        let path = format!("/v1/node/{node_id}");
-        self.get_document(&path, MAX_NODE_BYTES).await
-    }
-
-    /// `GET /v1/node/<id>/allocations`, decoded element by element.
-    ///
-    /// # Errors
-    ///
-    /// Any `NomadError`.
-    pub async fn node_allocations(&self, node_id: &str) -> Result<Vec<Alloc>, NomadError> {
-        let path = format!("/v1/node/{node_id}/allocations");
-        let mut allocs = Vec::new();
-        self.list(&ListQuery::new(&path), |alloc: Alloc| allocs.push(alloc))
-            .await?;
-        Ok(allocs)
     }
 
     /// `GET /v1/status/leader`: the leader's RPC address, `""` when the

@@ -571,13 +571,13 @@ proptest! {
             follow(&mut sim, &mut state, &mut cursor);
             if std::mem::take(&mut sim.silent) {
                 // A change the stream never reported: only a reconcile repairs it.
-                state.replace_with(sim.full_read());
+                state = reconciled(&sim);
             }
             prop_assert_eq!(state.gauges(), sim.fold_gauges(), "{} after {:?}", VERSIONS[version], batch);
         }
         // Replaying every line already read (a backlog delivered after a
         // full read) changes nothing: each is at or below the read.
-        state.replace_with(sim.full_read());
+        state = reconciled(&sim);
         let want = sim.fold_gauges();
         prop_assert_eq!(state.gauges(), want.clone());
         sim.lines = history;
@@ -651,56 +651,6 @@ fn a_dead_job_waits_for_its_summary_as_dead_or_its_last_verdict() {
         sim.fold_gauges(),
         "same until the summary changes"
     );
-}
-
-#[test]
-fn a_reconcile_keeps_only_fetches_newer_than_the_read() {
-    let mut sim = Sim::new("2.0.5");
-    sim.apply(&Op::Register { j: 0, ty: 1 });
-    sim.apply(&Op::Stop { j: 0 });
-    let mut state = sim.full_read();
-    sim.lines.clear();
-    sim.apply(&Op::Register { j: 2, ty: 1 });
-    sim.apply(&Op::Gc { j: 0 });
-    let mut cursor = StreamCursor::default();
-    // A dead, not stopped job queued, then a read that already has it.
-    let ev = |idx: u64| {
-        format!(
-            r#"{{"Index":{idx},"Events":[{{"Topic":"Job","Type":"EvaluationUpdated","Key":"job1","Namespace":"default","Index":{idx},"Payload":{{"Job":{{"ID":"job1","Namespace":"default","Type":"batch","Status":"dead","Stop":false,"ModifyIndex":{idx}}}}}}}]}}"#
-        )
-    };
-    sim.lines.push(ev(sim.index + 1));
-    follow_without_fetch(&mut sim, &mut state, &mut cursor);
-    assert_eq!(state.summary_fetches_pending(), 1);
-    let mut fresh = ClusterState::new(LifecycleRules::V1_9_4);
-    let entry: JobListEntry = serde_json::from_value(json!({"ID": "job1", "Namespace": "default", "Type": "batch", "Status": "dead", "Stop": false, "ModifyIndex": sim.index + 1, "JobSummary": {"Summary": {"g": {"Complete": 1}}}})).unwrap();
-    fresh.add_job(sim.index + 1, &entry);
-    state.replace_with(fresh);
-    assert_eq!(state.summary_fetches_pending(), 0, "answered by the read");
-    assert_eq!(state.job_counts().totals.complete, 1);
-    // One queued after the read survives the swap.
-    let mut later = ClusterState::new(LifecycleRules::V1_9_4);
-    later.add_job(sim.index + 1, &entry);
-    sim.lines.push(ev(sim.index + 5));
-    follow_without_fetch(&mut sim, &mut state, &mut cursor);
-    state.replace_with(later);
-    assert_eq!(
-        state.next_summary_fetch().map(|f| f.after_index),
-        Some(sim.index + 5)
-    );
-}
-
-fn follow_without_fetch(sim: &mut Sim, state: &mut ClusterState, cursor: &mut StreamCursor) {
-    let mut d = LineDecoder::default();
-    for line in std::mem::take(&mut sim.lines) {
-        for frame in d.feed(format!("{line}\n").as_bytes()).unwrap() {
-            if let Frame::Events { index, events } = frame {
-                if cursor.accept(index) {
-                    state.apply_frame(&events, &sim.features);
-                }
-            }
-        }
-    }
 }
 
 #[test]
@@ -778,4 +728,11 @@ fn bytes_per_object_for_100k_jobs_50k_allocs_5k_nodes() {
     let bytes = s.approx_bytes();
     assert!(bytes < 10 << 20, "{bytes} bytes");
     assert_eq!(s.job_counts().totals.complete, 100_000);
+}
+
+/// A reconcile: a fresh full read, done, in place of the state.
+fn reconciled(sim: &Sim) -> ClusterState {
+    let mut fresh = sim.full_read();
+    fresh.read_done();
+    fresh
 }
