@@ -319,6 +319,7 @@ mod tests {
         })
         .await
         .unwrap();
+        assert!(allocs > 0, "the agent's node runs at least the system job");
         assert_eq!(api.leader().await.unwrap(), "127.0.0.1:4647");
         assert_eq!(get(sim.addr, "/v1/node/nope").await.0, 404);
         assert_eq!(get(sim.addr, "/v1/elsewhere").await.0, 404);
